@@ -1,0 +1,169 @@
+"""The Ganeti side of the lab: cluster init and settings, RAPI user, network, nodes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from pathlib import Path
+
+from labkit import settings
+from labkit.settings import Node
+from labkit.sh import LabError, on_master, on_node, run
+
+GANETI_TIMEOUT = 300
+
+
+def gnt(*argv: str, timeout: float = GANETI_TIMEOUT, check: bool = True):
+    return on_master(list(argv), timeout=timeout, check=check)
+
+
+def master_answers() -> bool:
+    """True when the master daemon (luxid) answers a query within a few seconds."""
+    try:
+        proc = gnt("gnt-cluster", "getmaster", timeout=20, check=False)
+    except LabError:
+        return False
+    return proc.returncode == 0 and settings.MASTER.name in proc.stdout
+
+
+def node_names() -> list[str]:
+    proc = gnt("gnt-node", "list", "--no-headers", "-o", "name", timeout=60)
+    return proc.stdout.split()
+
+
+def prepare_storage_dirs() -> None:
+    for path in (settings.FILE_STORAGE_DIR, settings.SHARED_FILE_STORAGE_DIR):
+        Path(path).mkdir(parents=True, exist_ok=True)
+    settings.FILE_STORAGE_PATHS.write_text(
+        f"{settings.FILE_STORAGE_DIR}\n{settings.SHARED_FILE_STORAGE_DIR}\n"
+    )
+    for sub in ("os", "extstorage"):
+        Path("/var/log/ganeti", sub).mkdir(parents=True, exist_ok=True)
+
+
+def kvm_hvparams(kernel: Path, initrd: Path) -> str:
+    # qemu-system-x86_64, not /usr/bin/kvm: the latter turns KVM on by its own name and
+    # /dev/kvm here is PVM, under which ordinary guest kernels hang (LAB.md). TCG works.
+    params = {
+        "kvm_path": "/usr/bin/qemu-system-x86_64",
+        "kernel_path": str(kernel),
+        "initrd_path": str(initrd),
+        "kernel_args": "console=ttyS0 panic=-1",
+        "serial_console": "true",
+        "vnc_bind_address": "",
+    }
+    return "kvm:" + ",".join(f"{key}={value}" for key, value in params.items())
+
+
+def init_cluster(kernel: Path, initrd: Path) -> None:
+    gnt(
+        "gnt-cluster", "init",
+        "--enabled-hypervisors=fake,kvm",
+        "--enabled-disk-templates=diskless,file,sharedfile,ext",
+        "--ipolicy-disk-templates=diskless,file,sharedfile,ext",
+        "--no-etc-hosts",
+        f"--master-netdev={settings.BRIDGE}",
+        f"--nic-parameters=mode=bridged,link={settings.BRIDGE}",
+        f"--file-storage-dir={settings.FILE_STORAGE_DIR}",
+        f"--shared-file-storage-dir={settings.SHARED_FILE_STORAGE_DIR}",
+        "--ssh-key-type=rsa",
+        f"--hypervisor-parameters={kvm_hvparams(kernel, initrd)}",
+        settings.CLUSTER_NAME,
+    )
+
+
+def relax_instance_policy() -> None:
+    """Tiny test instances: the default policy wants disks of at least 1 GiB."""
+    gnt(
+        "gnt-cluster", "modify",
+        "--ipolicy-bounds-specs",
+        "min:disk-size=1,cpu-count=1,disk-count=1,memory-size=32,nic-count=0,spindle-use=0"
+        "/max:disk-size=1048576,cpu-count=8,disk-count=16,memory-size=32768,nic-count=8,"
+        "spindle-use=12",
+        "--ipolicy-std-specs",
+        "disk-size=64,cpu-count=1,disk-count=1,memory-size=128,nic-count=1,spindle-use=1",
+    )
+
+
+def rapi_password() -> str:
+    path = settings.RAPI_PASSWORD_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(18))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def ensure_rapi_user() -> None:
+    """A RAPI user for tests (ganeti-rapi reads the users file live)."""
+    realm = f"{settings.RAPI_USER}:Ganeti Remote API:{rapi_password()}"
+    ha1 = hashlib.md5(realm.encode()).hexdigest()  # noqa: S324 - the RAPI file format
+    users = Path("/var/lib/ganeti/rapi/users")
+    users.parent.mkdir(parents=True, exist_ok=True)
+    line = f"{settings.RAPI_USER} {{HA1}}{ha1} write\n"
+    if not users.exists() or users.read_text() != line:
+        users.write_text(line)
+    run(["chown", "-R", "gnt-rapi:gnt-masterd", str(users.parent)], check=False)
+    users.chmod(0o640)
+
+
+def ensure_network() -> None:
+    net = settings.NETWORK
+    listing = gnt("gnt-network", "list", "--no-headers", "-o", "name,group_list").stdout
+    names = {line.split()[0]: line for line in listing.splitlines() if line.strip()}
+    if net.name not in names:
+        gnt(
+            "gnt-network", "add",
+            f"--network={net.subnet}", f"--gateway={net.gateway}",
+            f"--network6={net.subnet6}", f"--gateway6={net.gateway6}",
+            f"--mac-prefix={net.mac_prefix}", f"--tags={net.tags}",
+            net.name,
+        )
+    if "default" not in names.get(net.name, ""):
+        gnt(
+            "gnt-network", "connect", "--no-conflicts-check",
+            f"--nic-parameters=mode=bridged,link={settings.BRIDGE}",
+            net.name, "default",
+        )
+
+
+def add_node(node: Node) -> None:
+    gnt("gnt-node", "add", "--no-ssh-key-check", node.name, timeout=600)
+
+
+def remove_node(node: Node) -> None:
+    gnt("gnt-node", "remove", node.name, timeout=300, check=False)
+
+
+def instances() -> list[dict[str, str]]:
+    proc = gnt("gnt-instance", "list", "--no-headers", "--separator=|",
+               "-o", "name,status,pnode", timeout=60)
+    rows = []
+    for line in proc.stdout.splitlines():
+        if line.strip():
+            name, status, pnode = line.split("|")
+            rows.append({"name": name, "status": status, "pnode": pnode})
+    return rows
+
+
+def remove_all_instances() -> None:
+    for inst in instances():
+        gnt("gnt-instance", "remove", "-f", "--shutdown-timeout=0", inst["name"],
+            timeout=300, check=False)
+
+
+def destroy_cluster() -> None:
+    gnt("gnt-cluster", "destroy", "--yes-do-it", timeout=300, check=False)
+
+
+def verify() -> str:
+    proc = gnt("gnt-cluster", "verify", "--error-codes", "--ignore-errors=ENODESETUP",
+               timeout=600, check=False)
+    if proc.returncode != 0:
+        raise LabError(f"gnt-cluster verify failed:\n{proc.stdout}{proc.stderr}")
+    return proc.stdout
+
+
+def diagnose(kind: str) -> str:
+    """`gnt-os diagnose` / `gnt-storage diagnose` output (raises if the command fails)."""
+    return gnt(f"gnt-{kind}", "diagnose", timeout=120).stdout

@@ -1,0 +1,223 @@
+"""The lab's commands: up, down, status, exec, demo, test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from labkit import cluster, debs, guest, health, host, net, nodes, rabbit, settings
+from labkit.progress import say, step
+from labkit.sh import LabError, in_node, on_master
+from labkit.teardown import end_lab_processes, teardown
+
+
+def prepare_host() -> None:
+    if os.geteuid() != 0:
+        raise SystemExit("lab: error: run the lab as root (it creates namespaces and installs packages)")
+    settings.STATE_DIR.mkdir(parents=True, exist_ok=True)
+    settings.CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    with step("host packages"):
+        installed = host.ensure_packages(settings.HOST_PACKAGES)
+        host.ensure_kernel_switches()
+        if installed:
+            say(f"    installed: {' '.join(installed)}")
+
+
+def build_and_install() -> None:
+    with step("build the suite's .deb packages"):
+        digest, suite_debs = debs.build_suite()
+        nfqueue = debs.build_netfilterqueue()
+    with step("install the suite's packages with apt"):
+        if not debs.install(digest, suite_debs, [nfqueue]):
+            say("    already installed: this build")
+
+
+def _bring_up_master() -> None:
+    master = settings.MASTER
+    with step("guest kernel and initramfs"):
+        kernel, initrd = guest.ensure_assets()
+    from labkit import hostguard
+
+    hostguard.record()
+    with step(f"namespace {master.netns} with bridge {settings.BRIDGE}"):
+        net.create_node_network(master)
+        cluster.prepare_storage_dirs()
+    with step(f"sshd on {master.name}"):
+        nodes.start_sshd(master)
+    with step("RabbitMQ"):
+        rabbit.start()
+    with step(f"Ganeti cluster init ({settings.CLUSTER_NAME})"):
+        if not cluster.master_answers():
+            cluster.init_cluster(kernel, initrd)
+    with step("cluster settings, RAPI user"):
+        cluster.relax_instance_policy()
+        cluster.ensure_rapi_user()
+    settings.NODES_FILE.write_text("1\n")
+
+
+def _add_node2() -> None:
+    node = settings.NODES[2]
+    with step(f"namespace {node.netns} linked to {settings.MASTER.netns}"):
+        net.create_node_network(node)
+        net.link_nodes(settings.MASTER, node)
+    with step(f"sshd on {node.name}"):
+        nodes.start_sshd(node)
+        nodes.authorize_master_key(node)
+    with step(f"gnt-node add {node.name}"):
+        if node.name not in cluster.node_names():
+            cluster.add_node(node)
+    settings.NODES_FILE.write_text("2\n")
+
+
+def _remove_node2() -> None:
+    node = settings.NODES[2]
+    with step(f"remove {node.name}"):
+        if node.name in cluster.node_names():
+            cluster.remove_node(node)
+        for pid in _pids_of(node.netns):
+            os.kill(pid, 9)
+        if net.netns_exists(node.netns):
+            subprocess.run(["ip", "netns", "delete", node.netns], check=False)
+    settings.NODES_FILE.write_text("1\n")
+
+
+def _pids_of(netns: str) -> list[int]:
+    proc = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True)
+    return [int(p) for p in proc.stdout.split() if p.isdigit()]
+
+
+def up(wanted_nodes: int | None) -> None:
+    prepare_host()
+    build_and_install()
+    state = health.assess()
+    if not state.healthy and not state.absent:
+        reason = ", ".join(state.problems() or state.leftovers)
+        with step(f"clear a half-dead lab ({reason})"):
+            teardown()
+        state = health.assess()
+    if not state.healthy:
+        _bring_up_master()
+    current = health.recorded_nodes()
+    wanted = wanted_nodes or max(current, 1)
+    if wanted == 2 and current < 2:
+        _add_node2()
+    elif wanted == 1 and current == 2:
+        _remove_node2()
+    with step("Ganeti network net1 (IPv4 + IPv6, tag nfdhcpd)"):
+        cluster.ensure_network()
+    with step("the suite's OS and ExtStorage provider are valid"):
+        check_suite_recognised()
+    say(f"lab is up: {wanted} node(s), cluster {settings.CLUSTER_NAME}")
+
+
+def check_suite_recognised() -> None:
+    os_out = cluster.diagnose("os")
+    storage_out = cluster.diagnose("storage")
+    for name, out in (("snf-image", os_out), ("archipelago", storage_out)):
+        valid = [line for line in out.splitlines() if name in line and "valid" in line
+                 and "invalid" not in line]
+        if not valid:
+            raise LabError(f"Ganeti does not list {name} as valid:\n{out}")
+
+
+def down() -> None:
+    if os.geteuid() != 0:
+        raise SystemExit("lab: error: run the lab as root")
+    with step("tear down the lab"):
+        teardown()
+    say("lab is down: no namespaces, loop devices or lab processes left")
+
+
+def status() -> int:
+    state = health.assess()
+    if state.absent:
+        say("lab is down")
+        return 3
+    for name, ok in state.checks.items():
+        say(f"{'ok  ' if ok else 'FAIL'} {name}")
+    for leftover in state.leftovers:
+        say(f"     present: {leftover}")
+    if state.healthy:
+        say(f"lab is up with {state.nodes} node(s)")
+        print(on_master(["gnt-instance", "list"], check=False).stdout, end="")
+        return 0
+    say("lab is half-dead: `./lab up` rebuilds it")
+    return 1
+
+
+def exec_on(node_index: int, argv: list[str]) -> None:
+    node = settings.NODES.get(node_index)
+    if node is None:
+        raise SystemExit(f"lab: error: no node {node_index} (nodes: 1, 2)")
+    if not net.netns_exists(node.netns):
+        raise SystemExit(f"lab: error: {node.name} is not up (`./lab up --nodes {node_index}`)")
+    argv = argv or ["/bin/bash", "-i"]
+    wrapped = in_node(node, argv)
+    os.execvp(wrapped[0], wrapped)
+
+
+def _ensure_demo_instance() -> None:
+    name = settings.DEMO_INSTANCE
+    existing = {row["name"]: row for row in cluster.instances()}
+    if name not in existing:
+        cluster.gnt(
+            "gnt-instance", "add", "-t", "ext",
+            "--disk", "0:size=64M,provider=archipelago",
+            "-o", "snf-image+default", "-O", "img_id=null",
+            "-H", "kvm", "-B", f"memory={settings.GUEST_MEMORY_MB}",
+            "--net", f"0:network={settings.NETWORK.name},ip=pool",
+            "--no-name-check", "--no-ip-check", "-n", settings.MASTER.name,
+            name, timeout=600,
+        )
+    elif existing[name]["status"] != "running":
+        cluster.gnt("gnt-instance", "startup", name, timeout=300)
+
+
+def demo(wanted_nodes: int | None) -> None:
+    up(wanted_nodes)
+    with step(f"demo instance {settings.DEMO_INSTANCE} (KVM under TCG, ext disk on archipelago)"):
+        _ensure_demo_instance()
+    print(DEMO_SUMMARY.format(inst=settings.DEMO_INSTANCE), end="")
+    print(on_master(["gnt-instance", "list", "-o", "name,os,pnode,status,disk_template,nic.ips"]).stdout, end="")
+
+
+DEMO_SUMMARY = """
+What was done:
+  - a Ganeti 3.0 cluster (cluster.ganeti.test) in network namespace `gnt`, hypervisors
+    fake and kvm (qemu under TCG), disk templates diskless, file, sharedfile, ext;
+  - network net1 (198.51.100.0/24, 2001:db8:100::/64, tag nfdhcpd) on bridge br0;
+  - RabbitMQ on the namespace's loopback; a RAPI user for tests;
+  - the suite's packages built from this tree and installed with apt;
+  - instance {inst}: snf-image OS on an archipelago ExtStorage disk.
+
+Look around:
+  ./lab status
+  ./lab exec gnt-instance list
+  ./lab exec gnt-os diagnose
+  ./lab exec gnt-storage diagnose
+  ./lab exec -- gnt-instance info {inst}
+  ./lab exec -- socat - UNIX-CONNECT:/run/ganeti/kvm-hypervisor/ctrl/{inst}.serial
+  ./lab down
+
+"""
+
+
+def test(pytest_args: list[str]) -> int:
+    up(2)
+    with step("lint (ruff)"):
+        ruff = host.ensure_lint_tool()
+    lint = subprocess.run([str(ruff), "check", "."], cwd=settings.REPO_DIR)
+    if lint.returncode != 0:
+        say("ruff found problems (above)")
+        return lint.returncode
+    say("running the test suite (unit + integration against the lab)")
+    env = {**os.environ, "GANETI_EXT_LAB_UP": "1"}
+    proc = subprocess.run(
+        ["/usr/bin/python3", "-m", "pytest", "-ra", *pytest_args],
+        cwd=settings.REPO_DIR, env=env,
+    )
+    return proc.returncode
+
+
+__all__ = ["demo", "down", "end_lab_processes", "exec_on", "status", "test", "up"]

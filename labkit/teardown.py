@@ -1,0 +1,96 @@
+"""Taking the lab down: Ganeti first, then every lab process by PID, loops, namespaces, files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+
+from labkit import cluster, hostguard, net, rabbit, settings
+from labkit.sh import LabError, log, pid_alive, run
+
+# Loop devices backed by files under these belong to the lab (ext disks, future stores).
+LAB_BACKING_PREFIXES = (
+    settings.ARCHIPELAGO_STORE,
+    "/srv/ganeti",
+    str(settings.STATE_DIR),
+    str(settings.CACHE_DIR),
+)
+
+
+def stop_ganeti(nodes_in_cluster: list[str]) -> None:
+    """Orderly: instances, secondary nodes, the cluster. Failures are fine: PIDs come next."""
+    cluster.remove_all_instances()
+    for index, node in settings.NODES.items():
+        if index != 1 and node.name in nodes_in_cluster:
+            cluster.remove_node(node)
+    cluster.destroy_cluster()
+
+
+def lab_pids() -> list[int]:
+    pids: set[int] = set()
+    for ns in net.lab_namespaces():
+        proc = run(["ip", "netns", "pids", ns], check=False)
+        pids.update(int(p) for p in proc.stdout.split() if p.isdigit())
+    pids.discard(os.getpid())
+    return sorted(pids)
+
+
+def end_lab_processes(grace: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL, every process inside a lab namespace: only those."""
+    pids = lab_pids()
+    for pid in pids:
+        log(f"SIGTERM {pid}")
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
+        time.sleep(0.2)
+    for pid in lab_pids():
+        log(f"SIGKILL {pid}")
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def lab_loop_devices() -> list[tuple[str, str]]:
+    proc = run(["losetup", "--list", "--noheadings", "--output", "NAME,BACK-FILE"], check=False)
+    found = []
+    for line in proc.stdout.splitlines():
+        parts = line.split(None, 1)
+        if len(parts) == 2 and parts[1].startswith(LAB_BACKING_PREFIXES):
+            found.append((parts[0], parts[1]))
+    return found
+
+
+def detach_loops() -> None:
+    for device, backing in lab_loop_devices():
+        log(f"detaching {device} ({backing})")
+        run(["losetup", "-d", device], check=False)
+    left = lab_loop_devices()
+    if left:
+        raise LabError(f"loop devices still attached: {left}")
+
+
+def teardown() -> None:
+    if net.netns_exists(settings.MASTER.netns):
+        try:
+            if cluster.master_answers():
+                stop_ganeti(cluster.node_names())
+        except LabError as exc:
+            log(f"orderly Ganeti stop failed, ending processes instead: {exc}")
+        try:
+            rabbit.stop()
+        except LabError as exc:
+            log(f"rabbitmqctl stop failed, ending processes instead: {exc}")
+    end_lab_processes()
+    detach_loops()
+    net.delete_namespaces()
+    hostguard.restore()
+    for node in settings.NODES.values():
+        shutil.rmtree(net.NETNS_ETC / node.netns, ignore_errors=True)
+    shutil.rmtree(settings.STATE_DIR, ignore_errors=True)
