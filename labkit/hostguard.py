@@ -97,6 +97,6 @@ def restore() -> None:
             log(f"guard: removing {top}")
             _remove(top)
     with tarfile.open(ARCHIVE) as tar:
-        members = [m for m in tar.getmembers() if not m.isdir()]
-        tar.extractall("/", members=members, numeric_owner=True)
+        # Directories too: ensure-dirs changes their owners and modes.
+        tar.extractall("/", numeric_owner=True)
     shutil.rmtree(settings.GUARD_DIR, ignore_errors=True)

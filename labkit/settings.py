@@ -10,7 +10,7 @@ REPO_DIR = Path(__file__).resolve().parent.parent
 # Lab state (removed by `down`) and the cache (kept: downloads and builds).
 STATE_DIR = Path("/var/lib/ganeti-ext-lab")
 RUN_DIR = STATE_DIR / "run"
-LOG_FILE = STATE_DIR / "lab.log"
+LOG_FILE = Path("/var/log/ganeti-ext-lab.log")
 GUARD_DIR = STATE_DIR / "host-guard"
 RAPI_PASSWORD_FILE = STATE_DIR / "rapi-password"
 NODES_FILE = STATE_DIR / "nodes"

@@ -16,7 +16,6 @@ class LabError(Exception):
 
 
 def _log(text: str) -> None:
-    settings.STATE_DIR.mkdir(parents=True, exist_ok=True)
     with open(settings.LOG_FILE, "a", encoding="utf-8") as log:
         log.write(text if text.endswith("\n") else text + "\n")
 

@@ -57,6 +57,27 @@ def end_lab_processes(grace: float = 5.0) -> None:
             pass
 
 
+# Programs only the lab runs on this host; after `down` none may be left (zombies aside).
+LAB_PROGRAMS = (
+    "ganeti-noded", "ganeti-luxid", "ganeti-wconfd", "ganeti-rapi", "ganeti-confd",
+    "ganeti-mond", "ganeti-metad", "ganeti-kvmd", "beam.smp", "epmd", "qemu-system-x86_64", "sshd_config-node")
+
+
+def stray_lab_processes() -> list[str]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or not pid_alive(int(entry)):
+            continue
+        try:
+            cmdline = open(f"/proc/{entry}/cmdline", "rb").read().replace(b"\0", b" ").decode(
+                errors="replace")
+        except OSError:
+            continue
+        if any(program in cmdline for program in LAB_PROGRAMS):
+            found.append(f"{entry} {cmdline[:120]}")
+    return found
+
+
 def lab_loop_devices() -> list[tuple[str, str]]:
     proc = run(["losetup", "--list", "--noheadings", "--output", "NAME,BACK-FILE"], check=False)
     found = []
@@ -94,3 +115,6 @@ def teardown() -> None:
     for node in settings.NODES.values():
         shutil.rmtree(net.NETNS_ETC / node.netns, ignore_errors=True)
     shutil.rmtree(settings.STATE_DIR, ignore_errors=True)
+    strays = stray_lab_processes()
+    if strays:
+        raise LabError("lab processes outlived their namespaces:\n" + "\n".join(strays))

@@ -1,0 +1,55 @@
+"""Fixtures shared by the whole suite: the running lab for integration tests.
+
+Unit tests (tests/unit) need none of this. Integration tests ask for `lab` (the lab as
+it is, brought up once per session if needed) or `lab2` (at least two nodes).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+
+import pytest
+
+from labkit.handle import Lab, ensure_up
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "last: run after every other test (it disturbs the lab)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+
+
+@pytest.fixture(scope="session")
+def lab() -> Lab:
+    if os.geteuid() != 0:
+        pytest.skip("integration tests drive the lab, which needs root")
+    return ensure_up()
+
+
+@pytest.fixture(scope="session")
+def lab2(lab: Lab) -> Lab:
+    return ensure_up(nodes=2)
+
+
+_counter = itertools.count(1)
+
+
+@pytest.fixture
+def instance_name(lab: Lab):
+    """A fresh instance name (prefix `snf-`, as the cloud layer names them); removed after."""
+    names: list[str] = []
+
+    def make() -> str:
+        name = f"snf-t{next(_counter)}{uuid.uuid4().hex[:4]}"
+        names.append(name)
+        return name
+
+    yield make
+    existing = {row["name"] for row in lab.instances()}
+    for name in names:
+        if name in existing:
+            lab.gnt("gnt-instance", "remove", "-f", "--shutdown-timeout=0", name, check=False)
