@@ -117,7 +117,7 @@ HOST_PACKAGES = (
     # building the .debs (ours and python3-netfilterqueue)
     "build-essential", "dpkg-dev", "debhelper", "dh-python", "python3-all",
     "python3-all-dev", "python3-setuptools", "pybuild-plugin-pyproject", "fakeroot",
-    "libnetfilter-queue-dev", "python3-pip", "python3-venv",
+    "libnetfilter-queue-dev", "cython3", "python3-wheel", "python3-pip", "python3-venv",
     # tests
     "python3-pytest",
 )
