@@ -32,7 +32,9 @@ def node_names() -> list[str]:
 
 
 def prepare_storage_dirs() -> None:
-    for path in (settings.FILE_STORAGE_DIR, settings.SHARED_FILE_STORAGE_DIR):
+    # The archipelago store stands for storage shared by the nodes (/srv is not private).
+    for path in (settings.FILE_STORAGE_DIR, settings.SHARED_FILE_STORAGE_DIR,
+                 settings.ARCHIPELAGO_STORE):
         Path(path).mkdir(parents=True, exist_ok=True)
     settings.FILE_STORAGE_PATHS.write_text(
         f"{settings.FILE_STORAGE_DIR}\n{settings.SHARED_FILE_STORAGE_DIR}\n"

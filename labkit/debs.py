@@ -55,13 +55,13 @@ def build_suite() -> tuple[str, list[Path]]:
     missing = [p for p in settings.SUITE_PACKAGES if not any(d.name.startswith(p + "_") for d in built)]
     if missing:
         raise LabError(f"dpkg-buildpackage did not produce: {' '.join(missing)}")
-    tmp = out_dir.with_suffix(".tmp")
+    for old in settings.BUILD_DIR.glob("suite-*"):
+        shutil.rmtree(old, ignore_errors=True)
+    tmp = settings.BUILD_DIR / "incoming"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for deb in built:
         shutil.copy2(deb, tmp / deb.name)
-    for old in settings.BUILD_DIR.glob("suite-*"):
-        shutil.rmtree(old, ignore_errors=True)
     tmp.rename(out_dir)
     shutil.rmtree(work, ignore_errors=True)
     return digest, sorted(out_dir.glob("*.deb"))

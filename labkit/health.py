@@ -59,7 +59,6 @@ def assess() -> LabState:
     for path, what in (
         (Path("/var/lib/ganeti/config.data"), "Ganeti cluster config"),
         (hostguard.MANIFEST, "host record of an earlier lab"),
-        (settings.STATE_DIR, "lab state dir"),
     ):
         if path.exists():
             state.leftovers.append(f"{what} ({path})")

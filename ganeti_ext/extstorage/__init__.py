@@ -1,0 +1,1 @@
+"""The "archipelago" ExtStorage provider: volumes as sparse files in a shared store."""

@@ -1,0 +1,90 @@
+"""Every filesystem path the suite uses, in one place.
+
+The module constants are the installed locations. Code that touches the filesystem takes
+a `Paths` object (default `DEFAULT`) so that tests can run against a temporary root with
+`Paths.under(tmp_path)` instead of patching constants one by one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+# --- Ganeti's own locations (Ganeti 3.0, Debian layout) ---
+GANETI_DATA_DIR = "/var/lib/ganeti"
+GANETI_QUEUE_DIR = "/var/lib/ganeti/queue"
+GANETI_QUEUE_ARCHIVE_DIR = "/var/lib/ganeti/queue/archive"
+GANETI_RAPI_USERS_FILE = "/var/lib/ganeti/rapi/users"
+GANETI_LOG_DIR = "/var/log/ganeti"
+GANETI_OS_LOG_DIR = "/var/log/ganeti/os"
+GANETI_EXTSTORAGE_LOG_DIR = "/var/log/ganeti/extstorage"
+GANETI_CONF_DIR = "/etc/ganeti"
+GANETI_HOOKS_DIR = "/etc/ganeti/hooks"
+GANETI_KVM_VIF_BRIDGE = "/etc/ganeti/kvm-vif-bridge"
+GANETI_NETWORK_SCRIPTS_DIR = "/etc/ganeti/network"  # Ganeti 3.2: network/<mode>/{up,down}
+GANETI_OS_DIR = "/srv/ganeti/os"
+GANETI_EXTSTORAGE_DIR = "/srv/ganeti/extstorage"
+
+# --- ganeti-ext configuration files ---
+EVENTD_CONF = "/etc/ganeti-ext/eventd.conf"
+ARCHIPELAGO_CONF = "/etc/archipelago/archipelago.conf"
+SNF_IMAGE_CONF = "/etc/snf-image/snf-image.conf"
+NFDHCPD_CONF = "/etc/nfdhcpd/nfdhcpd.conf"
+SNF_NETWORK_DEFAULTS = "/etc/default/snf-network"
+
+# --- ganeti-ext state and logs ---
+NFDHCPD_STATE_DIR = "/var/lib/nfdhcpd"
+SNF_NETWORK_STATE_DIR = "/var/lib/snf-network"
+EVENTD_STATE_DIR = "/var/lib/snf-ganeti-eventd"
+EVENTD_SPOOL_DIR = "/var/lib/snf-ganeti-eventd/outbox"
+GANETI_EXT_LOG_DIR = "/var/log/ganeti-ext"
+ARCHIPELAGO_LOG_FILE = "/var/log/ganeti/extstorage/archipelago.log"
+# Loop devices are per node, so the lock guarding attach/detach is node-local, never on
+# the shared store.
+ARCHIPELAGO_LOCK_DIR = "/run/lock/archipelago"
+ARCHIPELAGO_STORE_DIR = "/srv/archipelago"  # default; [store] path in archipelago.conf
+
+
+@dataclasses.dataclass(frozen=True)
+class Paths:
+    """The suite's paths, optionally re-rooted (for tests and for building images)."""
+
+    ganeti_data_dir: Path = Path(GANETI_DATA_DIR)
+    ganeti_queue_dir: Path = Path(GANETI_QUEUE_DIR)
+    ganeti_queue_archive_dir: Path = Path(GANETI_QUEUE_ARCHIVE_DIR)
+    ganeti_rapi_users_file: Path = Path(GANETI_RAPI_USERS_FILE)
+    ganeti_log_dir: Path = Path(GANETI_LOG_DIR)
+    ganeti_os_log_dir: Path = Path(GANETI_OS_LOG_DIR)
+    ganeti_extstorage_log_dir: Path = Path(GANETI_EXTSTORAGE_LOG_DIR)
+    ganeti_conf_dir: Path = Path(GANETI_CONF_DIR)
+    ganeti_hooks_dir: Path = Path(GANETI_HOOKS_DIR)
+    ganeti_kvm_vif_bridge: Path = Path(GANETI_KVM_VIF_BRIDGE)
+    ganeti_network_scripts_dir: Path = Path(GANETI_NETWORK_SCRIPTS_DIR)
+    ganeti_os_dir: Path = Path(GANETI_OS_DIR)
+    ganeti_extstorage_dir: Path = Path(GANETI_EXTSTORAGE_DIR)
+    eventd_conf: Path = Path(EVENTD_CONF)
+    archipelago_conf: Path = Path(ARCHIPELAGO_CONF)
+    snf_image_conf: Path = Path(SNF_IMAGE_CONF)
+    nfdhcpd_conf: Path = Path(NFDHCPD_CONF)
+    snf_network_defaults: Path = Path(SNF_NETWORK_DEFAULTS)
+    nfdhcpd_state_dir: Path = Path(NFDHCPD_STATE_DIR)
+    snf_network_state_dir: Path = Path(SNF_NETWORK_STATE_DIR)
+    eventd_state_dir: Path = Path(EVENTD_STATE_DIR)
+    eventd_spool_dir: Path = Path(EVENTD_SPOOL_DIR)
+    ganeti_ext_log_dir: Path = Path(GANETI_EXT_LOG_DIR)
+    archipelago_log_file: Path = Path(ARCHIPELAGO_LOG_FILE)
+    archipelago_lock_dir: Path = Path(ARCHIPELAGO_LOCK_DIR)
+    archipelago_store_dir: Path = Path(ARCHIPELAGO_STORE_DIR)
+
+    def under(self, root: str | Path) -> Paths:
+        """The same layout below `root` (e.g. tmp_path/etc/archipelago/archipelago.conf)."""
+        root = Path(root)
+        return Paths(
+            **{
+                field.name: root / getattr(self, field.name).relative_to("/")
+                for field in dataclasses.fields(self)
+            }
+        )
+
+
+DEFAULT = Paths()

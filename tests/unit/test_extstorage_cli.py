@@ -1,0 +1,141 @@
+"""The ExtStorage scripts end to end: environment in, stdout/stderr/exit code out."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from unit_helpers import REPO, env_fixture
+
+from ganeti_ext.errors import ConfigError
+from ganeti_ext.extstorage import cli, settings
+from ganeti_ext.extstorage.provider import KNOWN_PARAMS
+from ganeti_ext.paths import DEFAULT
+
+PROVIDER_DIR = REPO / "extstorage" / "archipelago"
+VERBS = (
+    "create",
+    "attach",
+    "detach",
+    "remove",
+    "grow",
+    "setinfo",
+    "verify",
+    "snapshot",
+    "open",
+    "close",
+)
+VOL = "3f1c2b7e-9d4a-4b8e-a1f0-6c2d9e8b7a51.ext.disk0"
+
+
+@pytest.fixture
+def root(tmp_path):
+    """A node root with a store configured and the log directory Ganeti requires."""
+    paths = DEFAULT.under(tmp_path)
+    paths.archipelago_conf.parent.mkdir(parents=True)
+    paths.archipelago_conf.write_text(f"[store]\npath = {tmp_path}/store\n")
+    paths.archipelago_log_file.parent.mkdir(parents=True)
+    (tmp_path / "store").mkdir()
+    return paths
+
+
+def test_lifecycle_in_ganeti_order(root, fake_losetup, tmp_path):
+    def run(verb):
+        return cli.execute(verb, env_fixture(f"es-{verb}"), paths=root, runner=fake_losetup)
+
+    # gnt-instance add: create, attach, open, setinfo; only attach prints.
+    outputs = [run(verb) for verb in ("create", "attach", "open", "setinfo")]
+    assert outputs == ["", "/dev/loop0\n", "", ""]
+    assert (tmp_path / "store" / "volumes" / VOL).exists()
+    # gnt-instance remove: attach, detach, remove.
+    for verb in ("close", "attach", "detach", "remove"):
+        run(verb)
+    assert not (tmp_path / "store" / "volumes" / VOL).exists()
+    assert fake_losetup.devices == {}
+
+
+def test_main_prints_only_the_device_on_stdout(root, fake_losetup, capsys, clean_logging):
+    cli.execute("create", env_fixture("es-create"), paths=root, runner=fake_losetup)
+    with pytest.raises(SystemExit) as exited:
+        cli.main("attach", [], env=env_fixture("es-attach"), paths=root, runner=fake_losetup)
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == "/dev/loop0\n"
+    assert f"attach volume {VOL}" in root.archipelago_log_file.read_text()
+
+
+def _script(verb, env, root):
+    code = (
+        "import sys\n"
+        "from ganeti_ext.extstorage.cli import main\n"
+        "from ganeti_ext.paths import DEFAULT\n"
+        "main(sys.argv[1], paths=DEFAULT.under(sys.argv[2]))\n"
+    )
+    root_dir = str(root.archipelago_conf).removesuffix("/etc/archipelago/archipelago.conf")
+    return subprocess.run(
+        [sys.executable, "-c", code, verb, root_dir],
+        env={**env, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_expected_failure_is_one_line_on_stderr_and_exit_1(root):
+    proc = _script("verify", {"EXTP_COLOUR": "blue"}, root)
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        "archipelago-verify: error: EXTP_COLOUR: unknown parameter 'colour' (known: origin)\n"
+    )
+    assert "EXTP_COLOUR" in root.archipelago_log_file.read_text()
+
+
+def test_missing_variable_is_named(root):
+    proc = _script("create", {"VOL_NAME": VOL}, root)
+    assert proc.returncode == 1
+    assert proc.stderr == "archipelago-create: error: VOL_SIZE: is missing or empty\n"
+
+
+def test_bad_config_names_file_and_key(root):
+    root.archipelago_conf.write_text("[store]\npath = relative\n")
+    proc = _script("attach", env_fixture("es-attach"), root)
+    assert proc.returncode == 1
+    assert f"{root.archipelago_conf}: [store] path: must be an absolute path" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_block_size_must_be_a_power_of_two(tmp_path):
+    conf = tmp_path / "archipelago.conf"
+    conf.write_text("[store]\nblock_size = 3M\n")
+    with pytest.raises(ConfigError, match=r"\[store\] block_size: must be a power of two"):
+        settings.load(conf)
+    conf.write_text("[store]\nblock_size = 1M\nlock_timeout = 5\n")
+    assert settings.load(conf).store.block_size == 1024 * 1024
+
+
+def test_documented_config_matches_the_schema(tmp_path):
+    # Uncomment every "#key = value" of the shipped file: all must load.
+    shipped = (REPO / "extstorage" / "archipelago.conf").read_text()
+    lines = [
+        line[1:] if line.startswith("#") and " = " in line and not line.startswith("# ") else line
+        for line in shipped.splitlines()
+    ]
+    conf = tmp_path / "archipelago.conf"
+    conf.write_text("\n".join(lines) + "\n")
+    loaded = settings.load(conf)
+    assert loaded == settings.load(tmp_path / "absent.conf")  # documented = defaults
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_each_verb_has_an_executable_shim(verb):
+    shim = PROVIDER_DIR / verb
+    assert os.access(shim, os.X_OK)
+    text = shim.read_text()
+    assert text.startswith("#!/usr/bin/python3\n")
+    assert f'main("{verb}")' in text
+    assert len(text.splitlines()) <= 6
+    compile(text, str(shim), "exec")
+
+
+def test_parameters_list_matches_known_params():
+    lines = (PROVIDER_DIR / "parameters.list").read_text().splitlines()
+    assert {line.split(None, 1)[0]: line.split(None, 1)[1] for line in lines} == dict(KNOWN_PARAMS)
