@@ -30,8 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in ("up", "demo"):
         cmd = sub.add_parser(name, help=f"{name} (see above)")
-        cmd.add_argument("--nodes", type=int, choices=(1, 2), default=None,
-                         help="cluster size (default: keep the current one, else 1)")
+        cmd.add_argument(
+            "--nodes",
+            type=int,
+            choices=(1, 2),
+            default=None,
+            help="cluster size (default: keep the current one, else 1)",
+        )
     sub.add_parser("down", help="remove the lab")
     sub.add_parser("status", help="show the lab's state")
     ex = sub.add_parser("exec", help="run a command on a lab node")

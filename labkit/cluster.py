@@ -8,7 +8,7 @@ from pathlib import Path
 
 from labkit import settings
 from labkit.settings import Node
-from labkit.sh import LabError, on_master, on_node, run
+from labkit.sh import LabError, on_master, run
 
 GANETI_TIMEOUT = 300
 
@@ -33,8 +33,11 @@ def node_names() -> list[str]:
 
 def prepare_storage_dirs() -> None:
     # The archipelago store stands for storage shared by the nodes (/srv is not private).
-    for path in (settings.FILE_STORAGE_DIR, settings.SHARED_FILE_STORAGE_DIR,
-                 settings.ARCHIPELAGO_STORE):
+    for path in (
+        settings.FILE_STORAGE_DIR,
+        settings.SHARED_FILE_STORAGE_DIR,
+        settings.ARCHIPELAGO_STORE,
+    ):
         Path(path).mkdir(parents=True, exist_ok=True)
     settings.FILE_STORAGE_PATHS.write_text(
         f"{settings.FILE_STORAGE_DIR}\n{settings.SHARED_FILE_STORAGE_DIR}\n"
@@ -59,7 +62,8 @@ def kvm_hvparams(kernel: Path, initrd: Path) -> str:
 
 def init_cluster(kernel: Path, initrd: Path) -> None:
     gnt(
-        "gnt-cluster", "init",
+        "gnt-cluster",
+        "init",
         "--enabled-hypervisors=fake,kvm",
         "--enabled-disk-templates=diskless,file,sharedfile,ext",
         "--ipolicy-disk-templates=diskless,file,sharedfile,ext",
@@ -77,7 +81,8 @@ def init_cluster(kernel: Path, initrd: Path) -> None:
 def relax_instance_policy() -> None:
     """Tiny test instances: the default policy wants disks of at least 1 GiB."""
     gnt(
-        "gnt-cluster", "modify",
+        "gnt-cluster",
+        "modify",
         "--ipolicy-bounds-specs",
         "min:disk-size=1,cpu-count=1,disk-count=1,memory-size=32,nic-count=0,spindle-use=0"
         "/max:disk-size=1048576,cpu-count=8,disk-count=16,memory-size=32768,nic-count=8,"
@@ -99,7 +104,7 @@ def rapi_password() -> str:
 def ensure_rapi_user() -> None:
     """A RAPI user for tests (ganeti-rapi reads the users file live)."""
     realm = f"{settings.RAPI_USER}:Ganeti Remote API:{rapi_password()}"
-    ha1 = hashlib.md5(realm.encode()).hexdigest()  # noqa: S324 - the RAPI file format
+    ha1 = hashlib.md5(realm.encode()).hexdigest()
     users = Path("/var/lib/ganeti/rapi/users")
     users.parent.mkdir(parents=True, exist_ok=True)
     line = f"{settings.RAPI_USER} {{HA1}}{ha1} write\n"
@@ -115,17 +120,24 @@ def ensure_network() -> None:
     names = {line.split()[0]: line for line in listing.splitlines() if line.strip()}
     if net.name not in names:
         gnt(
-            "gnt-network", "add",
-            f"--network={net.subnet}", f"--gateway={net.gateway}",
-            f"--network6={net.subnet6}", f"--gateway6={net.gateway6}",
-            f"--mac-prefix={net.mac_prefix}", f"--tags={net.tags}",
+            "gnt-network",
+            "add",
+            f"--network={net.subnet}",
+            f"--gateway={net.gateway}",
+            f"--network6={net.subnet6}",
+            f"--gateway6={net.gateway6}",
+            f"--mac-prefix={net.mac_prefix}",
+            f"--tags={net.tags}",
             net.name,
         )
     if "default" not in names.get(net.name, ""):
         gnt(
-            "gnt-network", "connect", "--no-conflicts-check",
+            "gnt-network",
+            "connect",
+            "--no-conflicts-check",
             f"--nic-parameters=mode=bridged,link={settings.BRIDGE}",
-            net.name, "default",
+            net.name,
+            "default",
         )
 
 
@@ -138,8 +150,15 @@ def remove_node(node: Node) -> None:
 
 
 def instances() -> list[dict[str, str]]:
-    proc = gnt("gnt-instance", "list", "--no-headers", "--separator=|",
-               "-o", "name,status,pnode", timeout=60)
+    proc = gnt(
+        "gnt-instance",
+        "list",
+        "--no-headers",
+        "--separator=|",
+        "-o",
+        "name,status,pnode",
+        timeout=60,
+    )
     rows = []
     for line in proc.stdout.splitlines():
         if line.strip():
@@ -150,8 +169,15 @@ def instances() -> list[dict[str, str]]:
 
 def remove_all_instances() -> None:
     for inst in instances():
-        gnt("gnt-instance", "remove", "-f", "--shutdown-timeout=0", inst["name"],
-            timeout=300, check=False)
+        gnt(
+            "gnt-instance",
+            "remove",
+            "-f",
+            "--shutdown-timeout=0",
+            inst["name"],
+            timeout=300,
+            check=False,
+        )
 
 
 def destroy_cluster() -> None:
@@ -159,8 +185,14 @@ def destroy_cluster() -> None:
 
 
 def verify() -> str:
-    proc = gnt("gnt-cluster", "verify", "--error-codes", "--ignore-errors=ENODESETUP",
-               timeout=600, check=False)
+    proc = gnt(
+        "gnt-cluster",
+        "verify",
+        "--error-codes",
+        "--ignore-errors=ENODESETUP",
+        timeout=600,
+        check=False,
+    )
     if proc.returncode != 0:
         raise LabError(f"gnt-cluster verify failed:\n{proc.stdout}{proc.stderr}")
     return proc.stdout

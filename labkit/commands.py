@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 from labkit import cluster, debs, guest, health, host, net, nodes, rabbit, settings
 from labkit.progress import say, step
@@ -14,7 +13,9 @@ from labkit.teardown import end_lab_processes, teardown
 
 def prepare_host() -> None:
     if os.geteuid() != 0:
-        raise SystemExit("lab: error: run the lab as root (it creates namespaces and installs packages)")
+        raise SystemExit(
+            "lab: error: run the lab as root (it creates namespaces and installs packages)"
+        )
     settings.STATE_DIR.mkdir(parents=True, exist_ok=True)
     settings.CACHE_DIR.mkdir(parents=True, exist_ok=True)
     with step("host packages"):
@@ -115,8 +116,11 @@ def check_suite_recognised() -> None:
     os_out = cluster.diagnose("os")
     storage_out = cluster.diagnose("storage")
     for name, out in (("snf-image", os_out), ("archipelago", storage_out)):
-        valid = [line for line in out.splitlines() if name in line and "valid" in line
-                 and "invalid" not in line]
+        valid = [
+            line
+            for line in out.splitlines()
+            if name in line and "valid" in line and "invalid" not in line
+        ]
         if not valid:
             raise LabError(f"Ganeti does not list {name} as valid:\n{out}")
 
@@ -162,13 +166,28 @@ def _ensure_demo_instance() -> None:
     existing = {row["name"]: row for row in cluster.instances()}
     if name not in existing:
         cluster.gnt(
-            "gnt-instance", "add", "-t", "ext",
-            "--disk", "0:size=64M,provider=archipelago",
-            "-o", "snf-image+default", "-O", "img_id=null",
-            "-H", "kvm", "-B", f"memory={settings.GUEST_MEMORY_MB}",
-            "--net", f"0:network={settings.NETWORK.name},ip=pool",
-            "--no-name-check", "--no-ip-check", "-n", settings.MASTER.name,
-            name, timeout=600,
+            "gnt-instance",
+            "add",
+            "-t",
+            "ext",
+            "--disk",
+            "0:size=64M,provider=archipelago",
+            "-o",
+            "snf-image+default",
+            "-O",
+            "img_id=null",
+            "-H",
+            "kvm",
+            "-B",
+            f"memory={settings.GUEST_MEMORY_MB}",
+            "--net",
+            f"0:network={settings.NETWORK.name},ip=pool",
+            "--no-name-check",
+            "--no-ip-check",
+            "-n",
+            settings.MASTER.name,
+            name,
+            timeout=600,
         )
     elif existing[name]["status"] != "running":
         cluster.gnt("gnt-instance", "startup", name, timeout=300)
@@ -179,7 +198,12 @@ def demo(wanted_nodes: int | None) -> None:
     with step(f"demo instance {settings.DEMO_INSTANCE} (KVM under TCG, ext disk on archipelago)"):
         _ensure_demo_instance()
     print(DEMO_SUMMARY.format(inst=settings.DEMO_INSTANCE), end="")
-    print(on_master(["gnt-instance", "list", "-o", "name,os,pnode,status,disk_template,nic.ips"]).stdout, end="")
+    print(
+        on_master(
+            ["gnt-instance", "list", "-o", "name,os,pnode,status,disk_template,nic.ips"]
+        ).stdout,
+        end="",
+    )
 
 
 DEMO_SUMMARY = """
@@ -207,15 +231,17 @@ def test(pytest_args: list[str]) -> int:
     up(2)
     with step("lint (ruff)"):
         ruff = host.ensure_lint_tool()
-    lint = subprocess.run([str(ruff), "check", "."], cwd=settings.REPO_DIR)
-    if lint.returncode != 0:
-        say("ruff found problems (above)")
-        return lint.returncode
+    for check in (["check", "."], ["format", "--check", "."]):
+        lint = subprocess.run([str(ruff), *check], cwd=settings.REPO_DIR)
+        if lint.returncode != 0:
+            say(f"ruff {check[0]} found problems (above)")
+            return lint.returncode
     say("running the test suite (unit + integration against the lab)")
     env = {**os.environ, "GANETI_EXT_LAB_UP": "1"}
     proc = subprocess.run(
         ["/usr/bin/python3", "-m", "pytest", "-ra", *pytest_args],
-        cwd=settings.REPO_DIR, env=env,
+        cwd=settings.REPO_DIR,
+        env=env,
     )
     return proc.returncode
 

@@ -17,7 +17,8 @@ def _source_files() -> list[str]:
     """The files a clean clone would have, plus uncommitted work (so dev builds are honest)."""
     proc = subprocess.run(
         ["git", "-C", str(settings.REPO_DIR), "ls-files", "-co", "--exclude-standard", "-z"],
-        capture_output=True, check=False,
+        capture_output=True,
+        check=False,
     )
     if proc.returncode != 0:
         raise LabError("the lab builds from a git checkout of ganeti-ext (git ls-files failed)")
@@ -52,7 +53,9 @@ def build_suite() -> tuple[str, list[Path]]:
         shutil.copy2(settings.REPO_DIR / name, target)
     run(["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=src, timeout=1200)
     built = sorted(work.glob("*.deb"))
-    missing = [p for p in settings.SUITE_PACKAGES if not any(d.name.startswith(p + "_") for d in built)]
+    missing = [
+        p for p in settings.SUITE_PACKAGES if not any(d.name.startswith(p + "_") for d in built)
+    ]
     if missing:
         raise LabError(f"dpkg-buildpackage did not produce: {' '.join(missing)}")
     for old in settings.BUILD_DIR.glob("suite-*"):

@@ -15,10 +15,15 @@ from labkit.sh import LabError, run
 GUEST_ROOT = Path(__file__).resolve().parent / "guest-root"
 KERNEL_META = "linux-image-cloud-amd64"
 MODULES = (
-    "drivers/virtio/virtio_ring.ko", "drivers/virtio/virtio.ko",
-    "drivers/virtio/virtio_pci_modern_dev.ko", "drivers/virtio/virtio_pci_legacy_dev.ko",
-    "drivers/virtio/virtio_pci.ko", "drivers/block/virtio_blk.ko",
-    "net/core/failover.ko", "drivers/net/net_failover.ko", "drivers/net/virtio_net.ko",
+    "drivers/virtio/virtio_ring.ko",
+    "drivers/virtio/virtio.ko",
+    "drivers/virtio/virtio_pci_modern_dev.ko",
+    "drivers/virtio/virtio_pci_legacy_dev.ko",
+    "drivers/virtio/virtio_pci.ko",
+    "drivers/block/virtio_blk.ko",
+    "net/core/failover.ko",
+    "drivers/net/net_failover.ko",
+    "drivers/net/virtio_net.ko",
 )
 
 
@@ -55,8 +60,9 @@ def ensure_assets() -> tuple[Path, Path]:
         work = Path(tmp)
         package = _kernel_package()
         # -o Sandbox: the download goes to a root-only temp dir, not _apt's.
-        run(["apt-get", "download", "-o", "APT::Sandbox::User=root", package],
-            timeout=600, cwd=work)
+        run(
+            ["apt-get", "download", "-o", "APT::Sandbox::User=root", package], timeout=600, cwd=work
+        )
         debs = list(work.glob("linux-image-*.deb"))
         if not debs:
             raise LabError(f"apt-get download {package} failed")
@@ -77,8 +83,11 @@ def ensure_assets() -> tuple[Path, Path]:
             script.chmod(0o755)
         files = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
         archive = subprocess.run(
-            ["cpio", "-o", "-H", "newc", "--quiet"], cwd=root, input="\n".join(files).encode(),
-            capture_output=True, check=True,
+            ["cpio", "-o", "-H", "newc", "--quiet"],
+            cwd=root,
+            input="\n".join(files).encode(),
+            capture_output=True,
+            check=True,
         ).stdout
         tmp_initrd = initrd.with_suffix(".tmp")
         tmp_initrd.write_bytes(gzip.compress(archive))

@@ -33,13 +33,21 @@ class Lab:
         return settings.NODES[index]
 
     # -- commands ---------------------------------------------------------------------
-    def run(self, argv: Sequence[str], *, node: int = 1, check: bool = True,
-            timeout: float = 300, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        node: int = 1,
+        check: bool = True,
+        timeout: float = 300,
+        input: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         """Run argv on a node the way Ganeti's daemons would (namespace, clean env)."""
-        return run(in_node(settings.NODES[node], argv), check=check, timeout=timeout,
-                   input=input)
+        return run(in_node(settings.NODES[node], argv), check=check, timeout=timeout, input=input)
 
-    def gnt(self, *argv: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    def gnt(
+        self, *argv: str, check: bool = True, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
         return self.run(list(argv), check=check, timeout=timeout)
 
     def submit(self, *argv: str) -> str:
@@ -57,8 +65,9 @@ class Lab:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE  # the cluster's self-signed certificate
         with netns.entered(settings.MASTER.netns):
-            conn = http.client.HTTPSConnection("127.0.0.1", settings.RAPI_PORT,
-                                               context=context, timeout=60)
+            conn = http.client.HTTPSConnection(
+                "127.0.0.1", settings.RAPI_PORT, context=context, timeout=60
+            )
             conn.connect()
         token = base64.b64encode(f"{settings.RAPI_USER}:{cluster.rapi_password()}".encode())
         headers = {"Authorization": f"Basic {token.decode()}", "Accept": "application/json"}
@@ -96,8 +105,9 @@ class Lab:
         return settings.AMQP_URL
 
     # -- guests -----------------------------------------------------------------------
-    def console(self, instance: str, commands: Sequence[str], *, node: int = 1,
-                wait: float = 3.0) -> str:
+    def console(
+        self, instance: str, commands: Sequence[str], *, node: int = 1, wait: float = 3.0
+    ) -> str:
         """Type commands on a KVM guest's serial console; returns what it printed.
 
         qemu drops console output while nobody is connected, so we ask rather than read
@@ -105,12 +115,15 @@ class Lab:
         """
         sock = f"/run/ganeti/kvm-hypervisor/ctrl/{instance}.serial"
         typed = "".join(f"{c}\r" for c in ["", *commands])
-        script = (f"(sleep 0.5; printf %s {shlex.quote(typed)}; sleep {wait}) | "
-                  f"timeout {wait + 5} socat - UNIX-CONNECT:{sock}")
+        script = (
+            f"(sleep 0.5; printf %s {shlex.quote(typed)}; sleep {wait}) | "
+            f"timeout {wait + 5} socat - UNIX-CONNECT:{sock}"
+        )
         return self.run(["sh", "-c", script], node=node, check=False, timeout=wait + 30).stdout
 
-    def wait_console(self, instance: str, command: str, expect: str, *, node: int = 1,
-                     timeout: float = 120) -> str:
+    def wait_console(
+        self, instance: str, command: str, expect: str, *, node: int = 1, timeout: float = 120
+    ) -> str:
         """Repeat a console command until its output contains expect (the guest is booting)."""
         deadline = time.monotonic() + timeout
         out = ""
@@ -118,7 +131,9 @@ class Lab:
             out = self.console(instance, [command], node=node, wait=2.0)
             if expect in out:
                 return out
-        raise LabError(f"{instance}: `{command}` never printed {expect!r}; last output:\n{out[-800:]}")
+        raise LabError(
+            f"{instance}: `{command}` never printed {expect!r}; last output:\n{out[-800:]}"
+        )
 
 
 def port_open(host: str, port: int, namespace: str) -> bool:

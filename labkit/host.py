@@ -16,9 +16,7 @@ POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 
 def missing_packages(names: Iterable[str]) -> list[str]:
     names = list(names)
-    proc = run(
-        ["dpkg-query", "-W", "-f=${Package} ${db:Status-Abbrev}\n", *names], check=False
-    )
+    proc = run(["dpkg-query", "-W", "-f=${Package} ${db:Status-Abbrev}\n", *names], check=False)
     installed = {
         line.split()[0]
         for line in proc.stdout.splitlines()
@@ -33,7 +31,9 @@ def services_held() -> Iterator[None]:
     if POLICY_RC_D.exists():
         yield
         return
-    POLICY_RC_D.write_text("#!/bin/sh\n# ganeti-ext lab: no service starts during apt runs\nexit 101\n")
+    POLICY_RC_D.write_text(
+        "#!/bin/sh\n# ganeti-ext lab: no service starts during apt runs\nexit 101\n"
+    )
     POLICY_RC_D.chmod(0o755)
     try:
         yield

@@ -49,8 +49,18 @@ def create_node_network(node: Node) -> None:
     links = run(["ip", "-n", node.netns, "-o", "link", "show"]).stdout
     if f": {settings.BRIDGE}:" not in links:
         # forward_delay 0: a guest's tap forwards at once instead of after 15 s of STP.
-        _ns(node, "link", "add", settings.BRIDGE, "type", "bridge", "forward_delay", "0",
-            "stp_state", "0")
+        _ns(
+            node,
+            "link",
+            "add",
+            settings.BRIDGE,
+            "type",
+            "bridge",
+            "forward_delay",
+            "0",
+            "stp_state",
+            "0",
+        )
     addrs = run(["ip", "-n", node.netns, "-o", "addr", "show", "dev", settings.BRIDGE]).stdout
     if f" {node.ip}/" not in addrs:
         _ns(node, "addr", "add", f"{node.ip}/{settings.PREFIX_LEN}", "dev", settings.BRIDGE)
@@ -59,8 +69,19 @@ def create_node_network(node: Node) -> None:
     _ns(node, "link", "set", settings.BRIDGE, "up")
     # Bridged guest traffic must pass iptables for the NIC scripts' filtering.
     for family in ("iptables", "ip6tables"):
-        run(["ip", "netns", "exec", node.netns, "sysctl", "-q", "-w",
-             f"net.bridge.bridge-nf-call-{family}=1"], check=False)
+        run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                node.netns,
+                "sysctl",
+                "-q",
+                "-w",
+                f"net.bridge.bridge-nf-call-{family}=1",
+            ],
+            check=False,
+        )
 
 
 def link_nodes(first: Node, second: Node) -> None:
@@ -69,8 +90,23 @@ def link_nodes(first: Node, second: Node) -> None:
     links = run(["ip", "-n", first.netns, "-o", "link", "show"]).stdout
     if f": {left}@" in links:
         return
-    run(["ip", "link", "add", left, "netns", first.netns, "type", "veth",
-         "peer", "name", right, "netns", second.netns])
+    run(
+        [
+            "ip",
+            "link",
+            "add",
+            left,
+            "netns",
+            first.netns,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            right,
+            "netns",
+            second.netns,
+        ]
+    )
     _ns(first, "link", "set", left, "master", settings.BRIDGE, "up")
     _ns(second, "link", "set", right, "master", settings.BRIDGE, "up")
 

@@ -64,8 +64,21 @@ def start_sshd(node: Node) -> None:
             for path in settings.NODE_PRIVATE_DIRS
         )
         script = f"{mounts} && exec {shlex.join(sshd)}"
-        run(["ip", "netns", "exec", node.netns, "unshare", "-m", "--propagation", "private",
-             "sh", "-c", script])
+        run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                node.netns,
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                script,
+            ]
+        )
     for _ in range(50):
         if sshd_pid(node):
             return

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from labkit import settings
 from labkit.sh import LabError, on_master
 
 ENV_CONF = Path("/etc/rabbitmq/rabbitmq-env.conf")

@@ -116,7 +116,8 @@ def pid_alive(pid: int) -> bool:
 
 def read_pidfile(path: os.PathLike[str] | str) -> int | None:
     try:
-        pid = int(open(path, encoding="ascii").read().split()[0])
+        with open(path, encoding="ascii") as pidfile:
+            pid = int(pidfile.read().split()[0])
     except (OSError, ValueError, IndexError):
         return None
     return pid if pid_alive(pid) else None

@@ -59,8 +59,19 @@ def end_lab_processes(grace: float = 5.0) -> None:
 
 # Programs only the lab runs on this host; after `down` none may be left (zombies aside).
 LAB_PROGRAMS = (
-    "ganeti-noded", "ganeti-luxid", "ganeti-wconfd", "ganeti-rapi", "ganeti-confd",
-    "ganeti-mond", "ganeti-metad", "ganeti-kvmd", "beam.smp", "epmd", "qemu-system-x86_64", "sshd_config-node")
+    "ganeti-noded",
+    "ganeti-luxid",
+    "ganeti-wconfd",
+    "ganeti-rapi",
+    "ganeti-confd",
+    "ganeti-mond",
+    "ganeti-metad",
+    "ganeti-kvmd",
+    "beam.smp",
+    "epmd",
+    "qemu-system-x86_64",
+    "sshd_config-node",
+)
 
 
 def stray_lab_processes() -> list[str]:
@@ -69,8 +80,8 @@ def stray_lab_processes() -> list[str]:
         if not entry.isdigit() or not pid_alive(int(entry)):
             continue
         try:
-            cmdline = open(f"/proc/{entry}/cmdline", "rb").read().replace(b"\0", b" ").decode(
-                errors="replace")
+            with open(f"/proc/{entry}/cmdline", "rb") as raw:
+                cmdline = raw.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
         if any(program in cmdline for program in LAB_PROGRAMS):

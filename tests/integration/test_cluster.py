@@ -6,8 +6,9 @@ from labkit import settings
 
 
 def test_cluster_verify_passes_ignoring_only_node_setup(lab):
-    proc = lab.gnt("gnt-cluster", "verify", "--error-codes", "--ignore-errors=ENODESETUP",
-                   check=False)
+    proc = lab.gnt(
+        "gnt-cluster", "verify", "--error-codes", "--ignore-errors=ENODESETUP", check=False
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "ERROR" not in proc.stdout
 
@@ -49,7 +50,8 @@ def test_lab_network_has_both_families_and_the_nfdhcpd_tag(lab):
 
 
 def test_suite_packages_are_installed_with_apt(lab):
-    proc = lab.run(["dpkg-query", "-W", "-f=${Package} ${db:Status-Abbrev}\n",
-                    *settings.SUITE_PACKAGES])
+    proc = lab.run(
+        ["dpkg-query", "-W", "-f=${Package} ${db:Status-Abbrev}\n", *settings.SUITE_PACKAGES]
+    )
     status = dict(line.split(None, 1) for line in proc.stdout.splitlines())
     assert all(status[name].startswith("ii") for name in settings.SUITE_PACKAGES), status

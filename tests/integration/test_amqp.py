@@ -1,0 +1,64 @@
+"""The AMQP publisher against the lab's real RabbitMQ: confirms, persistence, fail-over."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import kombu
+import pytest
+
+from ganeti_ext.amqp.publisher import Publisher, PublishError
+
+
+@pytest.fixture
+def bound_queue(lab):
+    """A fresh queue bound to the `ganeti` exchange for one routing key; deleted after."""
+    key = f"test.{uuid.uuid4().hex}"
+    exchange = kombu.Exchange("ganeti", type="topic", durable=True)
+    queue = kombu.Queue(key, exchange=exchange, routing_key=key, durable=False, auto_delete=False)
+    with lab.amqp_socket_factory():
+        conn = kombu.Connection(lab.amqp_url)
+        conn.connect()
+    queue(conn.default_channel).declare()
+    yield key, conn, queue
+    queue(conn.default_channel).delete()
+    conn.release()
+
+
+def _get(conn, queue):
+    message = queue(conn.default_channel).get(no_ack=True)
+    assert message is not None, "the message reached the queue"
+    return message
+
+
+def test_published_message_is_confirmed_persistent_json(lab, bound_queue):
+    key, conn, queue = bound_queue
+    body = {"type": "ganeti-op-status", "instance": "snf-1", "status": "success"}
+    with lab.amqp_socket_factory(), Publisher([lab.amqp_url]) as publisher:
+        message_id = publisher.publish(key, body)
+    message = _get(conn, queue)
+    assert json.loads(message.body) == body
+    assert message.properties["delivery_mode"] == 2
+    assert message.properties["message_id"] == message_id
+    assert message.content_type == "application/json"
+
+
+def test_publisher_tries_the_next_broker_when_one_is_down(lab, bound_queue):
+    key, conn, queue = bound_queue
+    urls = ["amqp://guest:guest@127.0.0.1:5999//", lab.amqp_url]
+    with lab.amqp_socket_factory(), Publisher(urls, connect_timeout=2) as publisher:
+        publisher.publish(key, {"n": 1})
+    assert json.loads(_get(conn, queue).body) == {"n": 1}
+
+
+def test_no_broker_reachable_is_a_clear_error_without_the_password(lab):
+    urls = ["amqp://guest:topsecret@127.0.0.1:5999//"]
+    with (
+        lab.amqp_socket_factory(),
+        Publisher(urls, connect_timeout=2) as publisher,
+        pytest.raises(PublishError) as excinfo,
+    ):
+        publisher.publish("test.nothing", {"n": 1})
+    assert "127.0.0.1:5999" in str(excinfo.value)
+    assert "topsecret" not in str(excinfo.value)
