@@ -18,12 +18,16 @@ def gnt(*argv: str, timeout: float = GANETI_TIMEOUT, check: bool = True):
 
 
 def master_answers() -> bool:
-    """True when the master daemon (luxid) answers a query within a few seconds."""
+    """True when the master daemons (luxid, wconfd) answer a query within seconds.
+
+    `gnt-cluster getmaster` is no test: it only reads ssconf files, which outlive the
+    daemons when a lab is killed.
+    """
     try:
-        proc = gnt("gnt-cluster", "getmaster", timeout=20, check=False)
+        proc = gnt("gnt-node", "list", "--no-headers", "-o", "name", timeout=30, check=False)
     except LabError:
         return False
-    return proc.returncode == 0 and settings.MASTER.name in proc.stdout
+    return proc.returncode == 0 and settings.MASTER.name in proc.stdout.split()
 
 
 def node_names() -> list[str]:

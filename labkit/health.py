@@ -6,13 +6,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from labkit import cluster, hostguard, net, rabbit, settings
-from labkit.sh import sshd_pid
+from labkit.sh import LabError, sshd_pid
 
 
 @dataclass
 class LabState:
-    checks: dict[str, bool] = field(default_factory=dict)
     nodes: int = 0
+    checks: dict[str, bool] = field(default_factory=dict)
+    leftovers: list[str] = field(default_factory=list)
 
     @property
     def healthy(self) -> bool:
@@ -21,8 +22,6 @@ class LabState:
     @property
     def absent(self) -> bool:
         return not any(self.checks.values()) and not self.leftovers
-
-    leftovers: list[str] = field(default_factory=list)
 
     def problems(self) -> list[str]:
         return [name for name, ok in self.checks.items() if not ok]
@@ -35,24 +34,27 @@ def recorded_nodes() -> int:
         return 0
 
 
+def _cluster_nodes() -> list[str]:
+    try:
+        return cluster.node_names()
+    except LabError:
+        return []
+
+
 def assess() -> LabState:
-    state = LabState()
-    state.nodes = recorded_nodes()
-    expected = range(1, max(state.nodes, 1) + 1)
-    for index in expected:
-        node = settings.NODES[index]
+    state = LabState(nodes=recorded_nodes())
+    expected = [settings.NODES[i] for i in range(1, max(state.nodes, 1) + 1)]
+    for node in expected:
         state.checks[f"namespace {node.netns}"] = net.netns_exists(node.netns)
         state.checks[f"sshd on {node.short}"] = sshd_pid(node) is not None
-    if state.checks[f"namespace {settings.MASTER.netns}"]:
-        state.checks["Ganeti master answers"] = cluster.master_answers()
-        state.checks["RabbitMQ running"] = rabbit.running()
-        if state.checks["Ganeti master answers"] and state.nodes > 1:
-            names = cluster.node_names()
-            for index in expected:
-                node = settings.NODES[index]
-                state.checks[f"{node.short} in the cluster"] = node.name in names
-    else:
-        state.checks["Ganeti master answers"] = False
+    master_ns = state.checks[f"namespace {settings.MASTER.netns}"]
+    master_ok = master_ns and cluster.master_answers()
+    state.checks["Ganeti master answers"] = master_ok
+    state.checks["RabbitMQ running"] = master_ns and rabbit.running()
+    if master_ok and state.nodes > 1:
+        names = _cluster_nodes()
+        for node in expected:
+            state.checks[f"{node.short} in the cluster"] = node.name in names
     if state.nodes == 0:
         # No record of a finished bring-up: anything found is a leftover.
         state.checks["lab recorded as up"] = False
