@@ -8,7 +8,7 @@ from pathlib import Path
 
 from labkit import settings
 from labkit.settings import Node
-from labkit.sh import LabError, on_master, run
+from labkit.sh import LabError, on_master, read_pidfile, run
 
 GANETI_TIMEOUT = 300
 
@@ -23,6 +23,10 @@ def master_answers() -> bool:
     `gnt-cluster getmaster` is no test: it only reads ssconf files, which outlive the
     daemons when a lab is killed.
     """
+    # A dead luxid makes every gnt-* client retry for ~20 s: look at the pidfiles first.
+    for daemon in ("ganeti-luxid", "ganeti-wconfd"):
+        if read_pidfile(f"/run/ganeti/{daemon}.pid") is None:
+            return False
     try:
         proc = gnt("gnt-node", "list", "--no-headers", "-o", "name", timeout=30, check=False)
     except LabError:

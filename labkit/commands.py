@@ -92,6 +92,8 @@ def up(wanted_nodes: int | None) -> None:
     prepare_host()
     build_and_install()
     state = health.assess()
+    # A rebuilt lab keeps the size it had, unless asked otherwise.
+    wanted = wanted_nodes or max(state.nodes, 1)
     if not state.healthy and not state.absent:
         reason = ", ".join(state.problems() or state.leftovers)
         with step(f"clear a half-dead lab ({reason})"):
@@ -100,7 +102,6 @@ def up(wanted_nodes: int | None) -> None:
     if not state.healthy:
         _bring_up_master()
     current = health.recorded_nodes()
-    wanted = wanted_nodes or max(current, 1)
     if wanted == 2 and current < 2:
         _add_node2()
     elif wanted == 1 and current == 2:
@@ -140,12 +141,12 @@ def status() -> int:
         return 3
     for name, ok in state.checks.items():
         say(f"{'ok  ' if ok else 'FAIL'} {name}")
-    for leftover in state.leftovers:
-        say(f"     present: {leftover}")
     if state.healthy:
         say(f"lab is up with {state.nodes} node(s)")
         print(on_master(["gnt-instance", "list"], check=False).stdout, end="")
         return 0
+    for leftover in state.leftovers:
+        say(f"     present: {leftover}")
     say("lab is half-dead: `./lab up` rebuilds it")
     return 1
 
