@@ -46,8 +46,6 @@ def _bring_up_master() -> None:
         cluster.prepare_storage_dirs()
     with step(f"sshd on {master.name}"):
         nodes.start_sshd(master)
-    with step("RabbitMQ"):
-        rabbit.start()
     with step(f"Ganeti cluster init ({settings.CLUSTER_NAME})"):
         if not cluster.master_answers():
             cluster.init_cluster(kernel, initrd)
@@ -106,6 +104,8 @@ def up(wanted_nodes: int | None) -> None:
         _add_node2()
     elif wanted == 1 and current == 2:
         _remove_node2()
+    with step("RabbitMQ"):
+        rabbit.ensure()
     with step("Ganeti network net1 (IPv4 + IPv6, tag nfdhcpd)"):
         cluster.ensure_network()
     with step("the suite's OS and ExtStorage provider are valid"):

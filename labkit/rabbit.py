@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from pathlib import Path
 
+from labkit import settings
 from labkit.sh import LabError, on_master
 
 ENV_CONF = Path("/etc/rabbitmq/rabbitmq-env.conf")
@@ -18,9 +20,10 @@ NODE_IP_ADDRESS=127.0.0.1
 SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
 CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
 """
-CONF_TEXT = """\
-# ganeti-ext lab
-listeners.tcp.default = 127.0.0.1:5672
+CONF_TEXT = f"""\
+# ganeti-ext lab: loopback for local clients, the master's lab address for other nodes
+listeners.tcp.1 = 127.0.0.1:5672
+listeners.tcp.2 = {settings.MASTER.ip}:5672
 loopback_users.guest = true
 """
 
@@ -40,19 +43,49 @@ def running() -> bool:
         return False
 
 
-def start() -> None:
-    if running():
-        return
-    ENV_CONF.parent.mkdir(parents=True, exist_ok=True)
-    ENV_CONF.write_text(ENV_CONF_TEXT)
-    CONF.write_text(CONF_TEXT)
-    on_master(_with_erl_env(["rabbitmq-server", "-detached"]), timeout=60)
-    # await_startup gives up at once while the node has not registered with epmd yet.
-    deadline = time.monotonic() + 120
-    while ctl("await_startup", "--timeout", "10", timeout=30, check=False).returncode != 0:
-        if time.monotonic() > deadline:
-            raise LabError("RabbitMQ did not start within 120 s (see /var/log/rabbitmq)")
-        time.sleep(1)
+def ensure() -> None:
+    """Running with the lab's configuration (restarted when that changed) and its user."""
+    changed = False
+    for path, text in ((ENV_CONF, ENV_CONF_TEXT), (CONF, CONF_TEXT)):
+        if not path.exists() or path.read_text() != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            changed = True
+    is_running = running()
+    if is_running and changed:
+        stop()
+        is_running = False
+    if not is_running:
+        on_master(_with_erl_env(["rabbitmq-server", "-detached"]), timeout=60)
+        # await_startup gives up at once while the node has not registered with epmd yet.
+        deadline = time.monotonic() + 120
+        while ctl("await_startup", "--timeout", "10", timeout=30, check=False).returncode != 0:
+            if time.monotonic() > deadline:
+                raise LabError("RabbitMQ did not start within 120 s (see /var/log/rabbitmq)")
+            time.sleep(1)
+    ensure_user()
+
+
+def password() -> str:
+    path = settings.AMQP_PASSWORD_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(18))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def node_url() -> str:
+    """The broker URL for the suite's daemons on every lab node."""
+    return f"amqp://{settings.AMQP_USER}:{password()}@{settings.MASTER.ip}:5672//"
+
+
+def ensure_user() -> None:
+    """A broker user for the suite (guest may only log in over loopback)."""
+    users = ctl("list_users", "--quiet", timeout=60).stdout.split()
+    if settings.AMQP_USER not in users:
+        ctl("add_user", settings.AMQP_USER, password(), timeout=60)
+    ctl("set_permissions", "-p", "/", settings.AMQP_USER, ".*", ".*", ".*", timeout=60)
 
 
 def stop() -> None:

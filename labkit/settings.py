@@ -80,6 +80,9 @@ GUARDED_DIRS = (
     "/var/lib/rabbitmq",
     "/var/log/rabbitmq",
     "/etc/netns",
+    "/etc/ganeti-ext",
+    "/var/lib/snf-ganeti-eventd",
+    "/var/log/ganeti-ext",
 )
 
 
@@ -98,7 +101,9 @@ NETWORK = LabNetwork()
 
 RAPI_USER = "lab-tests"
 RAPI_PORT = 5080
-AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"  # tests, from the master's namespace
+AMQP_USER = "ganeti-ext"  # the suite's daemons, from any node
+AMQP_PASSWORD_FILE = STATE_DIR / "amqp-password"
 
 DEMO_INSTANCE = "snf-demo1"
 GUEST_MEMORY_MB = 128
