@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from labkit import cluster, debs, guest, health, host, net, nodes, rabbit, settings
+from labkit import cluster, debs, guest, health, host, net, nodes, rabbit, services, settings
 from labkit.progress import say, step
 from labkit.sh import LabError, in_node, on_master
 from labkit.teardown import end_lab_processes, teardown
@@ -25,13 +25,42 @@ def prepare_host() -> None:
             say(f"    installed: {' '.join(installed)}")
 
 
-def build_and_install() -> None:
+def build_and_install() -> bool:
+    """Build and install this tree's packages; True when a new build was installed."""
     with step("build the suite's .deb packages"):
         digest, suite_debs = debs.build_suite()
         nfqueue = debs.build_netfilterqueue()
     with step("install the suite's packages with apt"):
-        if not debs.install(digest, suite_debs, [nfqueue]):
+        installed = debs.install(digest, suite_debs, [nfqueue])
+        if not installed:
             say("    already installed: this build")
+    return installed
+
+
+def configure_suite() -> bool:
+    """Point the suite's daemons at the lab's broker; True when a setting changed."""
+    text = (
+        "# ganeti-ext lab: the lab's RabbitMQ, reachable from every lab node\n"
+        f"[amqp]\nurls = {rabbit.node_url()}\n\n[eventd]\n"
+    )
+    conf = settings.EVENTD_CONF
+    if conf.exists() and conf.read_text() == text:
+        return False
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    conf.write_text(text)
+    conf.chmod(0o640)
+    return True
+
+
+def ensure_services(restart: bool) -> None:
+    for index in range(1, health.recorded_nodes() + 1):
+        node = settings.NODES[index]
+        for service in settings.LAB_SERVICES:
+            if services.unit_file(service) is None:
+                continue
+            if restart:
+                services.stop(service, node)
+            services.start(service, node)
 
 
 def _bring_up_master() -> None:
@@ -88,7 +117,7 @@ def _pids_of(netns: str) -> list[int]:
 
 def up(wanted_nodes: int | None) -> None:
     prepare_host()
-    build_and_install()
+    new_build = build_and_install()
     state = health.assess()
     # A rebuilt lab keeps the size it had, unless asked otherwise.
     wanted = wanted_nodes or max(state.nodes, 1)
@@ -110,6 +139,8 @@ def up(wanted_nodes: int | None) -> None:
         cluster.ensure_network()
     with step("the suite's OS and ExtStorage provider are valid"):
         check_suite_recognised()
+    with step(f"daemons from their systemd units: {', '.join(settings.LAB_SERVICES)}"):
+        ensure_services(restart=configure_suite() or new_build)
     say(f"lab is up: {wanted} node(s), cluster {settings.CLUSTER_NAME}")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import re
 import shlex
 import socket
 import ssl
@@ -52,8 +53,12 @@ class Lab:
 
     def submit(self, *argv: str) -> str:
         """Submit a gnt-* command as a job (--submit) and return its job id."""
-        out = self.gnt(*argv, "--submit").stdout
-        return out.strip().split()[-1]
+        proc = self.gnt(*argv[:2], "--submit", *argv[2:])
+        # gnt-* prints "JobID: N" on stderr, amid other lines for some commands.
+        found = re.search(r"JobID: (\d+)", proc.stdout + proc.stderr)
+        if not found:
+            raise LabError(f"no job id in the output of {argv[:2]}: {proc.stdout}{proc.stderr}")
+        return found.group(1)
 
     def instances(self) -> list[dict[str, str]]:
         return cluster.instances()

@@ -105,6 +105,10 @@ AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"  # tests, from the master's nam
 AMQP_USER = "ganeti-ext"  # the suite's daemons, from any node
 AMQP_PASSWORD_FILE = STATE_DIR / "amqp-password"
 
+# The suite's daemons the lab runs on every node, from their systemd units.
+LAB_SERVICES = ("snf-ganeti-eventd",)
+EVENTD_CONF = Path("/etc/ganeti-ext/eventd.conf")
+
 DEMO_INSTANCE = "snf-demo1"
 GUEST_MEMORY_MB = 128
 
@@ -154,6 +158,7 @@ HOST_PACKAGES = (
     "python3-venv",
     # tests
     "python3-pytest",
+    "python3-jsonschema",
 )
 
 # The binary packages the suite's source package builds.
