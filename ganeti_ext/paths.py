@@ -36,7 +36,15 @@ SNF_NETWORK_DEFAULTS = "/etc/default/snf-network"
 NFDHCPD_STATE_DIR = "/var/lib/nfdhcpd"
 SNF_NETWORK_STATE_DIR = "/var/lib/snf-network"
 EVENTD_STATE_DIR = "/var/lib/snf-ganeti-eventd"
-EVENTD_SPOOL_DIR = "/var/lib/snf-ganeti-eventd/outbox"
+# Job messages the master's eventd built and the broker has not yet confirmed.
+EVENTD_OUTBOX_DIR = "/var/lib/snf-ganeti-eventd/outbox"
+# Hand-over spool: hooks and the progress monitor drop messages here (on any node) and
+# that node's eventd publishes them, so neither ever waits for the broker.
+EVENTD_SPOOL_DIR = "/var/lib/snf-ganeti-eventd/spool"
+EVENTD_STATE_DB = "/var/lib/snf-ganeti-eventd/state.sqlite"
+EVENTD_LOG_FILE = "/var/log/ganeti-ext/eventd.log"
+GANETI_CONFIG_DATA = "/var/lib/ganeti/config.data"
+GANETI_SSCONF_MASTER_NODE = "/var/lib/ganeti/ssconf_master_node"
 GANETI_EXT_LOG_DIR = "/var/log/ganeti-ext"
 ARCHIPELAGO_LOG_FILE = "/var/log/ganeti/extstorage/archipelago.log"
 # Loop devices are per node, so the lock guarding attach/detach is node-local, never on
@@ -70,7 +78,12 @@ class Paths:
     nfdhcpd_state_dir: Path = Path(NFDHCPD_STATE_DIR)
     snf_network_state_dir: Path = Path(SNF_NETWORK_STATE_DIR)
     eventd_state_dir: Path = Path(EVENTD_STATE_DIR)
+    eventd_outbox_dir: Path = Path(EVENTD_OUTBOX_DIR)
     eventd_spool_dir: Path = Path(EVENTD_SPOOL_DIR)
+    eventd_state_db: Path = Path(EVENTD_STATE_DB)
+    eventd_log_file: Path = Path(EVENTD_LOG_FILE)
+    ganeti_config_data: Path = Path(GANETI_CONFIG_DATA)
+    ganeti_ssconf_master_node: Path = Path(GANETI_SSCONF_MASTER_NODE)
     ganeti_ext_log_dir: Path = Path(GANETI_EXT_LOG_DIR)
     archipelago_log_file: Path = Path(ARCHIPELAGO_LOG_FILE)
     archipelago_lock_dir: Path = Path(ARCHIPELAGO_LOCK_DIR)

@@ -88,6 +88,16 @@ def ensure_user() -> None:
     ctl("set_permissions", "-p", "/", settings.AMQP_USER, ".*", ".*", ".*", timeout=60)
 
 
+def pause() -> None:
+    """Stop the broker application (clients lose their connections); `resume` brings it back."""
+    ctl("stop_app", timeout=60)
+
+
+def resume() -> None:
+    ctl("start_app", timeout=120)
+    ctl("await_startup", "--timeout", "60", timeout=90)
+
+
 def stop() -> None:
     if running():
         ctl("stop", timeout=60, check=False)

@@ -1,0 +1,1 @@
+"""snf-ganeti-eventd: publishes Ganeti job status changes to AMQP, losing nothing."""

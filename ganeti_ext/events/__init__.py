@@ -1,0 +1,1 @@
+"""Pure logic of the update path: job files, status changes, messages and their schemas."""

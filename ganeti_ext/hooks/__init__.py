@@ -1,0 +1,1 @@
+"""Ganeti hooks of the update path (one dispatcher, installed for every hook path)."""

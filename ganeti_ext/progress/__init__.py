@@ -1,0 +1,1 @@
+"""snf-progress-monitor: image deployment progress (stdin) into eventd's spool."""

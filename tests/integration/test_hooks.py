@@ -1,0 +1,161 @@
+"""The update-path hook under the lab's real Ganeti: installed where Ganeti looks, quick,
+never failing a job, reporting from the master, cleaning up after a migration.
+
+Needs the suite's packages installed in the lab (`./lab up` from this tree); the AMQP
+test needs snf-ganeti-eventd running there (it drains the spool the hook writes to).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+
+import jsonschema
+import kombu
+import pytest
+
+from ganeti_ext.events.schema import load_schema
+from ganeti_ext.hooks import neighbours, notify
+from ganeti_ext.spool import Spool
+from labkit import settings
+
+HOOKS_DIR = Path("/etc/ganeti/hooks")
+HOOK_NAME = "50-snf-ganeti-ext"
+SHIM = Path("/usr/lib/snf-ganeti-eventd/snf-ganeti-hook")
+SPOOL = Path("/var/lib/snf-ganeti-eventd/spool")
+DATA = Path(__file__).resolve().parent.parent / "data" / "hooks"
+EVENTD_COMMAND = "/usr/sbin/snf-ganeti-eventd"
+
+
+@pytest.fixture
+def installed(lab):
+    if not SHIM.exists():
+        pytest.skip("snf-ganeti-eventd with the hook is not installed in the lab")
+    return lab
+
+
+def add(lab, name: str, *extra: str) -> None:
+    lab.gnt(
+        "gnt-instance", "add", "-t", "diskless", "-o", "snf-image+default", "-O", "img_id=null",
+        "-H", "fake", "-B", "memory=64", "--net", f"0:network={settings.NETWORK.name},ip=pool",
+        "--no-name-check", "--no-ip-check", "-n", settings.MASTER.name, *extra, name,
+    )  # fmt: skip
+
+
+def test_hook_is_installed_for_every_reported_path(installed):
+    for hpath in notify.HPATHS:
+        link = HOOKS_DIR / f"{hpath}-post.d" / HOOK_NAME
+        assert link.resolve() == SHIM, link
+        assert os.access(link, os.X_OK)
+    assert not (HOOKS_DIR / "network-connect-post.d" / HOOK_NAME).exists()
+
+
+def captured_env(hpath: str) -> dict[str, str]:
+    lines = (DATA / f"{hpath}-post.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def run_hook(lab, env: dict[str, str]):
+    argv = ["env", *(f"{key}={value}" for key, value in env.items()), str(SHIM)]
+    started = time.monotonic()
+    proc = lab.run(argv, check=False, timeout=30)
+    return proc, time.monotonic() - started
+
+
+def test_hook_is_quick_and_exits_zero_even_on_garbage(installed):
+    env = captured_env("instance-stop")
+    env["GANETI_HOOKS_PHASE"] = "pre"  # does nothing: times start-up and parsing only
+    proc, elapsed = run_hook(installed, env)
+    assert proc.returncode == 0 and elapsed < 1.0, (proc.stderr, elapsed)
+
+    env = captured_env("instance-stop")
+    env["GANETI_HOOKS_VERSION"] = "two"
+    proc, _ = run_hook(installed, env)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr
+
+
+def eventd_running(lab) -> bool:
+    return lab.run(["pgrep", "-f", EVENTD_COMMAND], check=False).returncode == 0
+
+
+def test_instance_add_notification_from_the_master(installed, instance_name):
+    lab = installed
+    name = instance_name()
+    schema = load_schema("ganeti-hook")
+    with lab.amqp_socket_factory():
+        connection = kombu.Connection(lab.amqp_url)
+        connection.connect()
+    queue = kombu.Queue(
+        f"itest-hook-{uuid.uuid4().hex[:8]}",
+        exchange=kombu.Exchange("ganeti", type="topic", durable=True),
+        routing_key="ganeti.snf.event.hook",
+        exclusive=True,
+        auto_delete=True,
+    )(connection.channel())
+    queue.declare()
+    started = time.monotonic()
+    add(lab, name, "--tags", "synnefo:network:0:protected")
+    add_seconds = time.monotonic() - started
+
+    body = None
+    deadline = time.monotonic() + 30
+    while body is None and time.monotonic() < deadline:
+        if eventd_running(lab):
+            message = queue.get(no_ack=True)
+            if message is not None:
+                candidate = json.loads(message.body)
+                if candidate.get("instance") == name and candidate["hpath"] == "instance-add":
+                    body = candidate
+                continue
+        else:  # nobody drains the spool: the message must be waiting there
+            spool = Spool(SPOOL)
+            for path in spool.pending():
+                spooled = spool.load(path)
+                if spooled.body.get("instance") == name:
+                    body = spooled.body
+                    spool.done(path)  # ours: do not leave it for a later eventd
+        time.sleep(0.2)
+    connection.release()
+
+    assert body is not None, "the hook's notification was spooled (and published)"
+    jsonschema.validate(body, schema)
+    assert (body["operation"], body["status"], body["node"]) == (
+        "OP_INSTANCE_CREATE",
+        "up",
+        settings.MASTER.name,
+    )
+    (nic,) = body["nics"]
+    assert nic["network"] == settings.NETWORK.name and nic["firewall"] == "protected"
+    assert add_seconds < 30  # a hook never holds a job up (the add itself takes a few s)
+
+
+def proxy_entries(lab, node: int) -> set[str]:
+    found = set()
+    for family in (4, 6):
+        out = lab.run(neighbours.show_command(family), node=node).stdout
+        found |= {str(entry.address) for entry in neighbours.parse_proxy_entries(out)}
+    return found
+
+
+def test_migration_cleans_proxy_neighbours_on_the_old_primary(lab2, instance_name):
+    if not SHIM.exists():
+        pytest.skip("snf-ganeti-eventd with the hook is not installed in the lab")
+    lab = lab2
+    name = instance_name()
+    add(lab, name)  # on node1, the master
+    fields = lab.gnt("gnt-instance", "list", "--no-headers", "--separator=|",
+                     "-o", "nic.ip/0,nic.mac/0", name).stdout.strip()  # fmt: skip
+    ip, mac = fields.split("|")
+    ipv6 = neighbours.eui64_address(ipaddress.IPv6Network(settings.NETWORK.subnet6), mac)
+    # What a routed NIC script leaves on the node (br0 stands in for the uplink here).
+    lab.run(["ip", "neigh", "replace", "proxy", ip, "dev", "br0"])
+    lab.run(["ip", "-6", "neigh", "replace", "proxy", str(ipv6), "dev", "br0"])
+    assert {ip, str(ipv6)} <= proxy_entries(lab, 1)
+
+    lab.gnt("gnt-instance", "migrate", "-f", name)
+
+    assert not {ip, str(ipv6)} & proxy_entries(lab, 1), "the old primary forgot them"

@@ -1,0 +1,39 @@
+import pytest
+
+from ganeti_ext.hooks import node
+
+
+def test_own_name_is_normalised_like_ganeti():
+    assert node.own_name(lambda: "Node1.Ganeti.Test.\n") == "node1.ganeti.test"
+
+
+def test_master_name_from_ssconf(tmp_path):
+    (tmp_path / "ssconf_master_node").write_text("node1.ganeti.test\n")
+    assert node.master_name(tmp_path) == "node1.ganeti.test"
+
+
+@pytest.mark.parametrize("content", [None, "", "\n"], ids=["missing", "empty", "blank"])
+def test_no_master_name(tmp_path, content):
+    if content is not None:
+        (tmp_path / "ssconf_master_node").write_text(content)
+    assert node.master_name(tmp_path) is None
+
+
+@pytest.mark.parametrize(
+    "me, ssconf, fallback, expected",
+    [
+        pytest.param("node1.ganeti.test", "node1.ganeti.test", None, True, id="master"),
+        pytest.param("node2.ganeti.test", "node1.ganeti.test", None, False, id="other-node"),
+        pytest.param(
+            "node2.ganeti.test",
+            "node1.ganeti.test",
+            "node2.ganeti.test",
+            False,
+            id="ssconf-wins-over-env",
+        ),
+        pytest.param("node1.ganeti.test", None, "NODE1.ganeti.test", True, id="env-fallback"),
+        pytest.param("node1.ganeti.test", None, None, False, id="nothing-known"),
+    ],
+)
+def test_is_master(me, ssconf, fallback, expected):
+    assert node.is_master(me, ssconf, fallback) is expected
