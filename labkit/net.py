@@ -17,7 +17,11 @@ def netns_exists(name: str) -> bool:
 
 
 def lab_namespaces() -> list[str]:
-    return [node.netns for node in settings.NODES.values() if netns_exists(node.netns)]
+    """The node namespaces and the client namespaces (VM stand-ins) that exist."""
+    from labkit.clients import client_namespaces
+
+    nodes = [node.netns for node in settings.NODES.values() if netns_exists(node.netns)]
+    return nodes + client_namespaces()
 
 
 def hosts_file(node: Node) -> str:
@@ -112,6 +116,5 @@ def link_nodes(first: Node, second: Node) -> None:
 
 
 def delete_namespaces() -> None:
-    for node in settings.NODES.values():
-        if netns_exists(node.netns):
-            run(["ip", "netns", "delete", node.netns], check=False)
+    for netns in lab_namespaces():
+        run(["ip", "netns", "delete", netns], check=False)
