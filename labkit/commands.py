@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 
 from labkit import cluster, debs, guest, health, host, net, nodes, rabbit, services, settings
 from labkit.progress import say, step
@@ -193,42 +194,51 @@ def exec_on(node_index: int, argv: list[str]) -> None:
     os.execvp(wrapped[0], wrapped)
 
 
-def _ensure_demo_instance() -> None:
+def _ensure_demo_instance() -> str:
+    """Create (or start) the demo instance; returns the event stream its jobs produced."""
     name = settings.DEMO_INSTANCE
     existing = {row["name"]: row for row in cluster.instances()}
-    if name not in existing:
-        cluster.gnt(
-            "gnt-instance",
-            "add",
-            "-t",
-            "ext",
-            "--disk",
-            "0:size=64M,provider=archipelago",
-            "-o",
-            "snf-image+default",
-            "-O",
-            "img_id=null",
-            "-H",
-            "kvm",
-            "-B",
-            f"memory={settings.GUEST_MEMORY_MB}",
-            "--net",
-            f"0:network={settings.NETWORK.name},ip=pool",
-            "--no-name-check",
-            "--no-ip-check",
-            "-n",
-            settings.MASTER.name,
-            name,
-            timeout=600,
-        )
-    elif existing[name]["status"] != "running":
-        cluster.gnt("gnt-instance", "startup", name, timeout=300)
+    if name in existing and existing[name]["status"] == "running":
+        return ""
+    # Watch the stream the cloud layer would see while the instance is created.
+    tail = subprocess.Popen(
+        in_node(
+            settings.MASTER, ["snf-events", "tail", "--url", settings.AMQP_URL, "--idle-exit", "6"]
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        time.sleep(1.0)  # its queue is bound before the first job starts
+        if name not in existing:
+            cluster.gnt(
+                "gnt-instance", "add", "-t", "ext",
+                "--disk", "0:size=64M,provider=archipelago",
+                "-o", "snf-image+default", "-O", "img_id=null",
+                "-H", "kvm", "-B", f"memory={settings.GUEST_MEMORY_MB}",
+                "--net", f"0:network={settings.NETWORK.name},ip=pool",
+                "--tags", "synnefo:network:0:protected",
+                "--no-name-check", "--no-ip-check", "-n", settings.MASTER.name,
+                name, timeout=600,
+            )  # fmt: skip
+        else:
+            cluster.gnt("gnt-instance", "startup", name, timeout=300)
+        out, _ = tail.communicate(timeout=60)
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+            tail.wait()
+    return "".join(line for line in out.splitlines(keepends=True) if name in line)
 
 
 def demo(wanted_nodes: int | None) -> None:
     up(wanted_nodes)
     with step(f"demo instance {settings.DEMO_INSTANCE} (KVM under TCG, ext disk on archipelago)"):
-        _ensure_demo_instance()
+        stream = _ensure_demo_instance()
+    if stream:
+        print("\nWhat the cloud layer received over AMQP meanwhile (snf-events tail):")
+        print(stream, end="")
     print(DEMO_SUMMARY.format(inst=settings.DEMO_INSTANCE), end="")
     print(
         on_master(
@@ -254,6 +264,7 @@ Look around:
   ./lab exec gnt-storage diagnose
   ./lab exec -- gnt-instance info {inst}
   ./lab exec -- socat - UNIX-CONNECT:/run/ganeti/kvm-hypervisor/ctrl/{inst}.serial
+  ./lab exec -- snf-events tail --url amqp://guest:guest@127.0.0.1:5672//
   ./lab down
 
 """

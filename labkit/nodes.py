@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import time
@@ -32,7 +33,28 @@ def private_dir(node: Node, path: str) -> Path:
     return node.private_root / path.strip("/").replace("/", "-")
 
 
+def _copy_tree_skeleton(source: str, target: Path) -> None:
+    """The directories of source (modes and owners kept), none of its files."""
+    for root, _dirs, _files in os.walk(source):
+        relative = os.path.relpath(root, source)
+        made = target / relative if relative != "." else target
+        made.mkdir(parents=True, exist_ok=True)
+        stat = os.stat(root)
+        os.chown(made, stat.st_uid, stat.st_gid)
+        made.chmod(stat.st_mode & 0o7777)
+
+
+def private_mounts(node: Node) -> list[str]:
+    """The host paths a secondary node sees privately (those that exist)."""
+    local = [path for path in settings.NODE_LOCAL_STATE_DIRS if os.path.isdir(path)]
+    return [*settings.NODE_PRIVATE_DIRS, *local]
+
+
 def _prepare_private_dirs(node: Node) -> None:
+    for path in settings.NODE_LOCAL_STATE_DIRS:
+        private = private_dir(node, path)
+        if os.path.isdir(path) and not private.exists():
+            _copy_tree_skeleton(path, private)
     for path in settings.NODE_PRIVATE_DIRS:
         private = private_dir(node, path)
         if private.exists():
@@ -61,7 +83,7 @@ def start_sshd(node: Node) -> None:
         _prepare_private_dirs(node)
         mounts = " && ".join(
             f"mount --bind {shlex.quote(str(private_dir(node, path)))} {shlex.quote(path)}"
-            for path in settings.NODE_PRIVATE_DIRS
+            for path in private_mounts(node)
         )
         script = f"{mounts} && exec {shlex.join(sshd)}"
         run(

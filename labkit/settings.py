@@ -60,6 +60,14 @@ MASTER = NODES[1]
 # Directories a secondary node gets privately (LAB.md: Ganeti state is per node,
 # /etc/ganeti and /srv stay shared, like shared storage between real nodes).
 NODE_PRIVATE_DIRS = ("/var/lib/ganeti", "/run/ganeti", "/var/log/ganeti", "/etc/ssh", "/root/.ssh")
+# The suite's node-local state: a secondary node gets these empty (same directory tree,
+# no files), as a separate machine would; otherwise two nodes' daemons share a spool.
+NODE_LOCAL_STATE_DIRS = (
+    "/var/lib/snf-ganeti-eventd",
+    "/var/log/ganeti-ext",
+    "/var/lib/nfdhcpd",
+    "/var/lib/snf-network",
+)
 
 FILE_STORAGE_DIR = "/srv/ganeti/file-storage"
 SHARED_FILE_STORAGE_DIR = "/srv/ganeti/shared-file-storage"
@@ -159,6 +167,12 @@ HOST_PACKAGES = (
     # tests
     "python3-pytest",
     "python3-jsonschema",
+    # nfdhcpd's tests and bench/dhcp: real DHCP/IPv6 clients and peer servers
+    "isc-dhcp-client",
+    "ndisc6",
+    "dnsmasq-base",
+    "kea-dhcp4-server",
+    "kea-admin",
 )
 
 # The binary packages the suite's source package builds.

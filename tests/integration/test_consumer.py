@@ -21,7 +21,7 @@ import pytest
 
 from ganeti_ext.amqp.publisher import Publisher
 from ganeti_ext.consumer import topology
-from labkit import settings
+from labkit import services, settings
 from labkit.sh import in_node
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -217,17 +217,10 @@ def test_reconcile_against_real_rapi(lab, db, instance_name):
 
 
 # -- end to end through snf-ganeti-eventd ---------------------------------------------
-EVENTD_COMMAND = "/usr/sbin/snf-ganeti-eventd"  # as its systemd unit starts it
-
-
-def eventd_running(lab) -> bool:
-    return lab.run(["pgrep", "-f", EVENTD_COMMAND], check=False).returncode == 0
-
-
 @pytest.fixture
 def eventd(lab):
-    if not eventd_running(lab):
-        pytest.skip("snf-ganeti-eventd is not running in the lab")
+    # The lab starts it from its systemd unit on every node (labkit.services).
+    assert services.running("snf-ganeti-eventd", settings.MASTER), "eventd runs in the lab"
     return lab
 
 

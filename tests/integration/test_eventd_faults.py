@@ -13,6 +13,7 @@ import uuid
 from collections import defaultdict
 
 import pytest
+from instances import add_instance
 
 from labkit import rabbit
 from labkit.amqp import DurableQueue
@@ -107,3 +108,25 @@ def test_malformed_truncated_and_foreign_files_are_skipped(scratch):
     for name in ("job-9001", "job-9002", "job-9003", "job-9004"):
         assert name in log, f"{name} is reported in the log"
     assert "Traceback" not in log
+
+
+def test_post_hook_with_the_broker_down_neither_blocks_nor_loses(lab, instance_name):
+    tag = uuid.uuid4().hex[:8]
+    queue = DurableQueue(f"test-hook-{tag}", exchange="ganeti", routing_key="ganeti.*.event.hook")
+    queue.declare()
+    name = instance_name()
+    try:
+        rabbit.pause()
+        try:
+            # The job succeeds although its post-hook's message cannot be published.
+            add_instance(lab, name, template="diskless")
+            assert name in {row["name"] for row in lab.instances()}
+        finally:
+            rabbit.resume()
+        # eventd reconnects (with backoff) and publishes what the hook spooled.
+        bodies = [json.loads(raw) for raw, _ in queue.drain(idle=15)]
+        assert any(
+            body.get("instance") == name and body.get("hpath") == "instance-add" for body in bodies
+        ), bodies
+    finally:
+        queue.delete()
