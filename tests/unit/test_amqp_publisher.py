@@ -1,6 +1,10 @@
-"""Publisher against kombu's in-memory transport (a real broker: tests/integration)."""
+"""Publisher against kombu's in-memory transport and a scripted fake broker for confirms.
+
+(A real broker: tests/integration.)
+"""
 
 import json
+import time
 import uuid
 
 import kombu
@@ -76,60 +80,269 @@ def test_body_must_be_json():
             publisher.publish("k", {"x": float("nan")})
 
 
-def test_dead_connection_is_replaced_once(queue):
-    publisher = Publisher(["memory://"])
-    publisher.publish("ganeti.snf.event.op", {"n": 1})
-    calls = []
-    real_publish = publisher._producer.publish
-
-    def fail_once(*args, **kwargs):
-        calls.append(1)
-        raise ConnectionResetError("connection reset by peer")
-
-    publisher._producer.publish = fail_once
-    publisher.publish("ganeti.snf.event.op", {"n": 2})  # reconnects, new producer
-    assert calls == [1] and publisher._producer.publish != fail_once
-    publisher.close()
-    assert real_publish is not None
-    bodies = [json.loads(queue.get(no_ack=True).body)["n"] for _ in range(2)]
-    assert bodies == [1, 2]
-
-
-def test_nack_is_not_retried(queue):
-    import amqp.exceptions
-
-    publisher = Publisher(["memory://"])
-    publisher._ensure_producer()
-
-    def nack(*args, **kwargs):
-        raise amqp.exceptions.MessageNacked()
-
-    publisher._producer.publish = nack
-    with pytest.raises(PublishError, match=r"nack"):
-        publisher.publish("ganeti.snf.event.op", {})
-    publisher.close()
-
-
-def test_unroutable_mandatory_message_is_an_error():
-    publisher = Publisher(["memory://"], mandatory=True)
-    producer = publisher._ensure_producer()
-
-    def returned(*args, **kwargs):
-        publisher._on_return(Exception("NO_ROUTE"), "ganeti", kwargs["routing_key"], None)
-
-    producer.publish = returned
-    with pytest.raises(PublishError, match=r"returned unroutable: NO_ROUTE"):
-        publisher.publish("ganeti.nobody.event.op", {})
-    publisher.close()
-
-
-def test_confirms_are_requested_from_the_transport():
-    publisher = Publisher(["memory://"])
-    publisher._ensure_producer()
-    assert publisher._connection.transport_options["confirm_publish"] is True
-    publisher.close()
+def test_batch_over_memory_transport_keeps_order(queue):
+    with Publisher(["memory://"]) as publisher:
+        publisher.publish_many(
+            [("ganeti.snf.event.op", {"n": n}, f"id-{n}", {"h": n}) for n in range(3)]
+        )
+    got = [queue.get(no_ack=True) for _ in range(3)]
+    assert [json.loads(m.body)["n"] for m in got] == [0, 1, 2]
+    assert [m.properties["message_id"] for m in got] == ["id-0", "id-1", "id-2"]
+    assert [m.headers for m in got] == [{"h": 0}, {"h": 1}, {"h": 2}]
 
 
 def test_urls_are_required():
     with pytest.raises(ValueError):
         Publisher([])
+
+
+# --- pipelined confirms, against a scripted fake broker ----------------------------------
+
+
+class FakeBroker:
+    """Plays RabbitMQ's side of confirm mode; `answer(tags)` scripts the confirms.
+
+    `answer` gets the delivery tags published since it was last called and returns the
+    frames to deliver: ("ack" | "nack", tag, multiple), ("return", message_id), or an
+    exception to raise from drain_events (the connection dropped).
+    """
+
+    def __init__(self, answer=None):
+        self.answer = answer or (lambda tags: [("ack", tag, False) for tag in tags])
+        self.connections = []
+        self.log = []  # ("publish", message_id) / ("drain",) in call order
+
+    def connect(self, url, **kwargs):
+        connection = FakeConnection(self, url)
+        self.connections.append(connection)
+        return connection
+
+    @property
+    def published(self):
+        return [m for c in self.connections for m in c.channel_.published]
+
+
+class FakeRawConnection:
+    def __init__(self, channel):
+        self.channel = channel
+
+    def drain_events(self, timeout=None):
+        channel = self.channel
+        channel.broker.log.append(("drain",))
+        if not channel.frames:
+            fresh, channel.unanswered = channel.unanswered, []
+            answer = channel.broker.answer(fresh) if fresh else []
+            if isinstance(answer, BaseException):
+                raise answer
+            channel.frames.extend(answer)
+        if not channel.frames:
+            raise TimeoutError("timed out")
+        kind, *args = channel.frames.pop(0)
+        if kind == "return":
+            for callback in channel.events["basic_return"]:
+                callback(Exception("NO_ROUTE"), "ganeti", "some.key", FakeMessage(args[0]))
+        else:
+            for callback in channel.events[f"basic_{kind}"]:
+                callback(*args)
+
+
+class FakeMessage:
+    def __init__(self, message_id):
+        self.properties = {"message_id": message_id}
+
+
+class FakeChannel:
+    def __init__(self, broker):
+        import collections
+
+        self.broker = broker
+        self.events = collections.defaultdict(set)
+        self.connection = FakeRawConnection(self)
+        self.confirm_mode = False
+        self.exchanges = []
+        self.published = []  # (routing_key, body bytes, properties, headers, mandatory)
+        self.unanswered = []
+        self.frames = []
+        self.tag = 0
+
+    def confirm_select(self):
+        self.confirm_mode = True
+
+    def exchange_declare(self, exchange=None, type=None, durable=False, **kwargs):
+        self.exchanges.append((exchange, type, durable))
+
+    def prepare_message(self, body, priority, content_type, content_encoding, headers, props):
+        return {
+            "body": body,
+            "content_type": content_type,
+            "content_encoding": content_encoding,
+            "headers": headers,
+            "properties": props,
+        }
+
+    def basic_publish(self, message, exchange, routing_key, mandatory=False, **kwargs):
+        assert self.confirm_mode and exchange == "ganeti"
+        self.tag += 1
+        self.unanswered.append(self.tag)
+        self.published.append((routing_key, message, mandatory))
+        self.broker.log.append(("publish", message["properties"]["message_id"]))
+
+
+class FakeConnection:
+    transport_cls = "amqp"
+    connection_errors = (ConnectionError,)
+    channel_errors = ()
+
+    def __init__(self, broker, url):
+        self.broker, self.url = broker, url
+        self.channel_ = FakeChannel(broker)
+        self.released = False
+
+    def ensure_connection(self, max_retries=None):
+        return self
+
+    def channel(self):
+        return self.channel_
+
+    def as_uri(self, include_password=False):
+        return self.url
+
+    def release(self):
+        self.released = True
+
+
+def fake_publisher(broker, **kwargs):
+    publisher = Publisher(["amqp://guest:secret@broker//"], **kwargs)
+    publisher.connection_factory = broker.connect
+    return publisher
+
+
+def batch(n, first=0):
+    return [
+        ("ganeti.snf.event.op", {"n": i}, f"c:{i}:0:success", None) for i in range(first, first + n)
+    ]
+
+
+def ids(published):
+    return [message["properties"]["message_id"] for _, message, _ in published]
+
+
+def test_batch_is_sent_without_waiting_then_confirmed_with_multiple_acks():
+    # The broker confirms 1-2 at once, then 4 alone, then 3 and 5 with one multiple ack.
+    broker = FakeBroker(lambda tags: [("ack", 2, True), ("ack", 4, False), ("ack", 5, True)])
+    with fake_publisher(broker) as publisher:
+        publisher.publish_many(batch(5))
+        channel = broker.connections[0].channel_
+        assert channel.confirm_mode and channel.exchanges == [("ganeti", "topic", True)]
+    assert broker.log[:6] == [("publish", f"c:{i}:0:success") for i in range(5)] + [("drain",)]
+    assert ids(broker.published) == [f"c:{i}:0:success" for i in range(5)]
+    _, message, mandatory = broker.published[0]
+    assert json.loads(message["body"]) == {"n": 0} and not mandatory
+    assert message["content_type"] == "application/json"
+    assert message["properties"] == {"delivery_mode": 2, "message_id": "c:0:0:success"}
+
+
+def test_later_batches_continue_the_channels_delivery_tags():
+    seen = []
+
+    def answer(tags):
+        seen.append(list(tags))
+        return [("ack", tags[-1], True)]
+
+    broker = FakeBroker(answer)
+    with fake_publisher(broker) as publisher:
+        publisher.publish_many(batch(3))
+        publisher.publish_many(batch(2, first=3))
+        assert publisher.publish("ganeti.snf.event.op", {"n": 5}, "c:5:0:success") == (
+            "c:5:0:success"
+        )
+    assert seen == [[1, 2, 3], [4, 5], [6]]
+    assert len(broker.connections) == 1
+
+
+def test_nacks_fail_the_batch_naming_how_many():
+    broker = FakeBroker(lambda tags: [("ack", 1, False), ("nack", 3, True), ("ack", 4, False)])
+    with fake_publisher(broker) as publisher:
+        with pytest.raises(PublishError, match=r"2 of 4 nacked"):
+            publisher.publish_many(batch(4))
+        # Every tag was settled: the channel stays usable, no reconnect needed.
+        broker.answer = lambda tags: [("ack", tags[-1], True)]
+        publisher.publish_many(batch(4))
+    assert len(broker.connections) == 1
+
+
+def test_confirm_timeout_fails_the_batch_and_drops_the_connection():
+    broker = FakeBroker(lambda tags: [("ack", tags[0], False)])  # the rest never comes
+    publisher = fake_publisher(broker, confirm_timeout=0.2)
+    started = time.monotonic()
+    with pytest.raises(
+        PublishError, match=r"2 not confirmed by amqp://guest:\*+@broker// within 0.2 s"
+    ):
+        publisher.publish_many(batch(3))
+    assert time.monotonic() - started < 2
+    assert broker.connections[0].released and publisher.connected_url is None
+
+
+def test_connection_lost_mid_batch_resends_the_whole_batch_once():
+    answers = iter([ConnectionResetError("connection reset by peer"), None])
+
+    def answer(tags):
+        failure = next(answers)
+        return failure if failure else [("ack", tags[-1], True)]
+
+    broker = FakeBroker(answer)
+    with fake_publisher(broker) as publisher:
+        publisher.publish_many(batch(3))
+    first, second = broker.connections
+    assert first.released
+    # Re-sent byte for byte, with the same message ids.
+    assert first.channel_.published == second.channel_.published
+    assert ids(second.channel_.published) == ["c:0:0:success", "c:1:0:success", "c:2:0:success"]
+
+
+def test_connection_lost_twice_is_a_publish_error_for_the_caller_to_retry():
+    broker = FakeBroker(lambda tags: ConnectionResetError("connection reset by peer"))
+    publisher = fake_publisher(broker)
+    with pytest.raises(PublishError, match=r"batch of 3 messages .* connection reset"):
+        publisher.publish_many(batch(3))
+    assert len(broker.connections) == 2 and all(c.released for c in broker.connections)
+    assert "secret" not in str(publisher.connected_url)
+
+
+def test_unroutable_mandatory_messages_fail_the_batch():
+    broker = FakeBroker(lambda tags: [("return", "c:1:0:success"), ("ack", tags[-1], True)])
+    with fake_publisher(broker, mandatory=True) as publisher:
+        with pytest.raises(PublishError, match=r"1 returned unroutable \(first: c:1:0:success"):
+            publisher.publish_many(batch(2))
+    assert all(mandatory for _, _, mandatory in broker.published)
+
+
+def test_bad_body_is_refused_before_anything_is_sent():
+    broker = FakeBroker()
+    with fake_publisher(broker) as publisher, pytest.raises(ValidationError):
+        publisher.publish_many([*batch(2), ("k", {"x": float("nan")}, "bad", None)])
+    assert broker.published == []
+
+
+def test_empty_batch_does_not_connect():
+    broker = FakeBroker()
+    fake_publisher(broker).publish_many([])
+    assert broker.connections == []
+
+
+def test_transport_without_confirms_is_refused():
+    class NoConfirms(FakeChannel):
+        confirm_select = None
+
+    broker = FakeBroker()
+    publisher = fake_publisher(broker)
+
+    def connect(url, **kwargs):
+        connection = FakeConnection(broker, url)
+        connection.transport_cls = "redis"
+        connection.channel_ = NoConfirms(broker)
+        return connection
+
+    publisher.connection_factory = connect
+    with pytest.raises(PublishError, match=r"transport 'redis' has no publisher confirms"):
+        publisher.publish("k", {})

@@ -1,9 +1,10 @@
 import ipaddress
 
 import pytest
-from unit_helpers import env_fixture
+from unit_helpers import DATA, env_fixture
 
 from ganeti_ext.environ import hooks
+from ganeti_ext.environ.reader import read_env_file
 from ganeti_ext.errors import EnvError
 
 
@@ -30,45 +31,54 @@ def test_instance_start_pre():
     assert env.raw["GANETI_INSTANCE_NAME"] == "snf-42"
 
 
-def test_migrate_post_has_both_views():
-    env = hooks.parse(env_fixture("hook-instance-migrate-post"))
+def real_hook(hpath: str) -> hooks.HookEnv:
+    """A post-hook environment captured from the lab's Ganeti 3.0 (tests/data/hooks)."""
+    return hooks.parse(read_env_file((DATA / "hooks" / f"{hpath}-post.env").read_text()))
+
+
+def test_migrate_post_real_capture():
+    env = real_hook("instance-migrate")
     assert env.phase == "post"
     assert env.pre.instance.primary == "node1.ganeti.test"
     assert env.post.instance.primary == "node2.ganeti.test"
     assert env.post.migrate_live is True
-    assert (env.post.old_primary, env.post.new_primary) == (
+    # Ganeti rebuilds the post environment after the move: only the pre view's old
+    # primary is the node the instance left.
+    assert (env.pre.old_primary, env.pre.new_primary) == (
         "node1.ganeti.test",
         "node2.ganeti.test",
     )
-    assert set(env.unknown) == {
-        "GANETI_OLD_SECONDARY",
-        "GANETI_NEW_SECONDARY",
-        "GANETI_POST_OLD_SECONDARY",
-        "GANETI_POST_NEW_SECONDARY",
-    }
+    assert env.post.old_primary == "node2.ganeti.test"
 
 
-def test_rename_post():
-    env = hooks.parse(env_fixture("hook-instance-rename-post"))
-    assert env.pre.instance_new_name == "snf-42-renamed"
-    assert env.post.instance.name == "snf-42-renamed"
-    assert env.pre.instance.name == "snf-42"
+def test_rename_post_real_capture_keeps_the_old_name_in_post():
+    env = real_hook("instance-rename")
+    assert (env.pre.instance.name, env.pre.instance_new_name) == ("snf-cap1", "snf-cap1b")
+    assert env.post.instance.name == "snf-cap1"
+    assert env.post.instance_new_name == "snf-cap1b"
 
 
-def test_network_add_post():
-    env = hooks.parse(env_fixture("hook-network-add-post"))
+def test_network_add_post_real_capture():
+    env = real_hook("network-add")
     assert env.pre.instance is None
-    assert env.post.network.name == "snf-net-7"
-    assert env.post.network.subnet6 == ipaddress.ip_network("2001:db8:100::/64")
-    assert not env.unknown
+    assert env.post.network.name
+    assert env.post.network.subnet.version == 4
 
 
-def test_network_connect_has_only_the_group():
-    env = hooks.parse(env_fixture("hook-network-connect-pre"))
+def test_network_connect_real_capture_has_only_the_group():
+    env = real_hook("network-connect")
     assert env.pre.network is None
     assert env.pre.group.name == "default" and env.pre.group.network_link == "br0"
     assert env.pre.group.network_vlan is None
-    assert env.pre.op_target == "snf-net-7"
+
+
+@pytest.mark.parametrize(
+    "hpath",
+    sorted(p.name.removesuffix("-post.env") for p in (DATA / "hooks").glob("*-post.env")),
+)
+def test_every_real_capture_parses(hpath):
+    env = real_hook(hpath)
+    assert env.hooks_path == hpath and env.phase == "post" and env.version == 2
 
 
 @pytest.mark.parametrize(

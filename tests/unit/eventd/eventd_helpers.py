@@ -43,19 +43,26 @@ def archive(queue: Path, job_id: int) -> None:
 
 
 class FakePublisher:
-    """Records what was published; can be switched off to play a dead broker."""
+    """Records what was published, batch by batch; can be switched off to play a dead broker."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, dict, str]] = []
+        self.batches: list[int] = []  # size of each confirmed batch
         self.down = False
         self.closed = 0
 
-    def publish(self, routing_key, body, message_id=None):
+    def publish_many(self, messages):
         from ganeti_ext.amqp.publisher import PublishError
 
         if self.down:
             raise PublishError("no AMQP broker reachable: test says so")
-        self.sent.append((routing_key, body, message_id))
+        self.sent += [
+            (routing_key, body, message_id) for routing_key, body, message_id, _ in messages
+        ]
+        self.batches.append(len(messages))
+
+    def publish(self, routing_key, body, message_id=None):
+        self.publish_many([(routing_key, body, message_id, None)])
         return message_id
 
     def close(self):

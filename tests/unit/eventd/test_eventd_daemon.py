@@ -73,8 +73,41 @@ def test_malformed_files_do_not_stop_the_daemon(layout, caplog):
         (layout.queue_dir / "job-5").write_text('{"id": 5, "ops": [{"inp')
         (layout.queue_dir / "job-6").write_bytes(b"\x00garbage")
         write_job(layout.queue_dir, 7)
-        wait_for(lambda: running.publisher.ids == ["cluster.ganeti.test:7:0:success"])
+        wait_for(lambda: "cluster.ganeti.test:7:0:success" in running.publisher.ids)
     assert "skipping" in caplog.text
+    assert running.publisher.ids == [
+        f"cluster.ganeti.test:7:0:{status}"
+        for status in ("queued", "waiting", "running", "success")
+    ]
+
+
+def test_live_job_first_seen_finished_gives_the_statuses_it_skipped(layout):
+    with Running(layout) as running:
+        time.sleep(0.3)
+        shutil.copy(JOBS / "instance-startup.4.json", layout.queue_dir / "job-33.tmp")
+        (layout.queue_dir / "job-33.tmp").rename(layout.queue_dir / "job-33")
+        wait_for(lambda: "cluster.ganeti.test:33:0:waiting" in running.publisher.ids)
+        write_job(layout.queue_dir, 34)  # first seen finished
+        shutil.copy(JOBS / "instance-startup.6.json", layout.queue_dir / "job-33.tmp")
+        (layout.queue_dir / "job-33.tmp").rename(layout.queue_dir / "job-33")
+        wait_for(lambda: len(running.publisher.ids) == 8)
+        time.sleep(0.3)
+    sent = [(body["jobId"], body["status"]) for _, body, _ in running.publisher.sent]
+    assert sent[:2] == [(33, "queued"), (33, "waiting")]
+    assert [s for j, s in sent if j == 33] == ["queued", "waiting", "running", "success"]
+    assert [s for j, s in sent if j == 34] == ["queued", "waiting", "running", "success"]
+
+
+def test_one_change_in_an_idle_daemon_is_published_at_once(layout):
+    with Running(layout) as running:
+        time.sleep(0.5)
+        shutil.copy(JOBS / "instance-startup.1.json", layout.queue_dir / "job-33.tmp")
+        started = time.monotonic()
+        (layout.queue_dir / "job-33.tmp").rename(layout.queue_dir / "job-33")
+        wait_for(lambda: running.publisher.ids == ["cluster.ganeti.test:33:0:queued"])
+        elapsed = time.monotonic() - started
+    assert running.publisher.batches[0] == 1
+    assert elapsed < 0.5  # no batching delay (the drainer's idle rescan is 2 s)
 
 
 def test_hand_over_spool_is_drained_even_when_not_master(layout):

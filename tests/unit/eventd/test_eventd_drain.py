@@ -8,7 +8,7 @@ import kombu
 import pytest
 from eventd_helpers import FakePublisher
 
-from ganeti_ext.amqp.publisher import Publisher
+from ganeti_ext.amqp.publisher import Publisher, PublishError
 from ganeti_ext.eventd.backoff import Backoff
 from ganeti_ext.eventd.drain import Drainer
 from ganeti_ext.spool import OutgoingMessage, Spool
@@ -121,3 +121,59 @@ def test_real_publisher_over_kombu_memory_transport(spools):
         simple.close()
     assert received == [(0, "c:0:0:success"), (1, "c:1:0:success"), (2, "c:2:0:success")]
     assert outbox.pending() == []
+
+
+def test_pending_messages_go_out_in_ordered_batches(spools):
+    outbox, handover = spools
+    for n in range(450):
+        (outbox if n % 3 else handover).put(message(n))
+    publisher = FakePublisher()
+    drainer = Drainer([outbox, handover], publisher, Backoff())
+    assert drainer.drain_once()
+    assert publisher.batches == [200, 200, 50]
+    assert [body["n"] for _, body, _ in publisher.sent] == list(range(450))
+    assert outbox.pending() == [] and handover.pending() == []
+
+
+def test_files_leave_only_with_their_confirmed_batch(spools):
+    outbox, _ = spools
+    for n in range(7):
+        outbox.put(message(n))
+
+    class FailsSecondBatch(FakePublisher):
+        def publish_many(self, messages):
+            # Nothing of this batch has been removed while it is being confirmed.
+            assert len(outbox.pending()) == 7 - len(self.sent)
+            if len(self.batches) == 1 and not self.down:
+                raise PublishError("2 of 3 nacked by the broker")
+            super().publish_many(messages)
+
+    publisher = FailsSecondBatch()
+    drainer = Drainer([outbox], publisher, Backoff(), batch_size=3)
+    assert not drainer.drain_once()
+    assert [body["n"] for _, body, _ in publisher.sent] == [0, 1, 2]
+    assert len(outbox.pending()) == 4  # the failed batch and what follows it
+    publisher.down = False
+    publisher.batches.append(0)  # next attempt succeeds
+    assert drainer.drain_once()
+    assert [body["n"] for _, body, _ in publisher.sent] == list(range(7))
+    assert outbox.pending() == []
+
+
+def test_unsendable_body_is_set_aside_and_the_batch_goes_on_in_order(spools, tmp_path):
+    outbox, handover = spools
+    outbox.put(message(1))
+    handover.put(OutgoingMessage("ganeti.snf.event.progress", {"x": float("nan")}, "nan-1"))
+    outbox.put(message(2))
+    with kombu.Connection("memory://") as connection:
+        exchange = kombu.Exchange("ganeti", type="topic", durable=True)
+        queue = kombu.Queue("test-eventd-nan", exchange, routing_key="ganeti.#")
+        queue(connection.channel()).declare()
+        drainer = Drainer([outbox, handover], Publisher(["memory://"]), Backoff())
+        assert drainer.drain_once()
+        simple = connection.SimpleQueue(queue)
+        got = [json.loads(simple.get(timeout=1).body)["n"] for _ in range(2)]
+        simple.close()
+    assert got == [1, 2]
+    assert drainer.quarantined == 1 and handover.pending() == []
+    assert len(list((handover.directory / "bad").glob("*.msg"))) == 1
