@@ -34,6 +34,8 @@ SNF_NETWORK_DEFAULTS = "/etc/default/snf-network"
 
 # --- ganeti-ext state and logs ---
 NFDHCPD_STATE_DIR = "/var/lib/nfdhcpd"
+NFDHCPD_LOG_DIR = "/var/log/nfdhcpd"
+NFDHCPD_RUN_DIR = "/run/nfdhcpd"
 SNF_NETWORK_STATE_DIR = "/var/lib/snf-network"
 EVENTD_STATE_DIR = "/var/lib/snf-ganeti-eventd"
 # Job messages the master's eventd built and the broker has not yet confirmed.

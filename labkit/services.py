@@ -81,6 +81,15 @@ def command_line(unit_text: str) -> tuple[list[str], dict[str, str]]:
     return argv, env
 
 
+def exec_lines(unit_text: str, key: str) -> list[list[str]]:
+    """The unit's ExecStartPre/ExecStopPost commands (no variables), as argv lists."""
+    return [
+        shlex.split(value.lstrip("-@+!"))
+        for key_, _, value in (line.strip().partition("=") for line in unit_text.splitlines())
+        if key_ == key
+    ]
+
+
 def _pidfile(service: str, node: Node) -> Path:
     return settings.RUN_DIR / f"{service}-{node.short}.pid"
 
@@ -96,7 +105,11 @@ def start(service: str, node: Node) -> int:
     unit = unit_file(service)
     if unit is None:
         raise LabError(f"{service} has no systemd unit installed")
-    argv, env = command_line(unit.read_text())
+    unit_text = unit.read_text()
+    argv, env = command_line(unit_text)
+    for pre in exec_lines(unit_text, "ExecStartPre"):  # e.g. nfdhcpd-rules up
+        log(f"{service} on {node.short}: {shlex.join(pre)}")
+        subprocess.run(in_node(node, pre), check=True, capture_output=True, timeout=60)
     wrapped = in_node(node, ["env", *(f"{k}={v}" for k, v in env.items()), *argv])
     log(f"starting {service} on {node.short}: {shlex.join(wrapped)}")
     settings.RUN_DIR.mkdir(parents=True, exist_ok=True)

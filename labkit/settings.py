@@ -114,7 +114,7 @@ AMQP_USER = "ganeti-ext"  # the suite's daemons, from any node
 AMQP_PASSWORD_FILE = STATE_DIR / "amqp-password"
 
 # The suite's daemons the lab runs on every node, from their systemd units.
-LAB_SERVICES = ("snf-ganeti-eventd",)
+LAB_SERVICES = ("snf-ganeti-eventd", "nfdhcpd")
 EVENTD_CONF = Path("/etc/ganeti-ext/eventd.conf")
 
 DEMO_INSTANCE = "snf-demo1"

@@ -22,6 +22,7 @@ from ganeti_ext.eventd.backoff import Backoff
 from ganeti_ext.eventd.config import EventdConfig
 from ganeti_ext.eventd.drain import Drainer, PublisherLike
 from ganeti_ext.eventd.master import MasterCheck
+from ganeti_ext.eventd.outbox import Outbox
 from ganeti_ext.eventd.processor import Processor
 from ganeti_ext.eventd.state import StateDB
 from ganeti_ext.eventd.watcher import Watcher
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 POLL_MS = 500
 HOUSEKEEPING_INTERVAL = 5.0  # seconds between master/queue-directory re-checks
 BURST_BATCH = 200  # job changes spooled with one flush while a burst is read
+BURST_DELAY = 0.005  # seconds: ... or fewer, once the oldest waited this long
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ class Eventd:
         self.layout = layout
         self.stop_requested = threading.Event()
         fsync = config.eventd.fsync
-        self.outbox = Spool(layout.outbox_dir, fsync=fsync)
+        self.outbox = Outbox(layout.outbox_dir, fsync=fsync)
         self.spool = Spool(layout.spool_dir, fsync=fsync)
         self.state = StateDB(layout.state_db)
         self.ganeti_config = ConfigReader(layout.config_data)
@@ -106,6 +108,7 @@ class Eventd:
             ),
             Backoff(amqp.retry_interval, max(amqp.retry_interval, amqp.retry_max_interval)),
         )
+        self.processor.on_spooled = self.drainer.wake.set
 
     # --- set-up -------------------------------------------------------------------------
 
@@ -250,6 +253,7 @@ class Eventd:
     def _handle_jobs(self, jobs: dict[int, Path]) -> None:
         publish = self.master.is_master
         self.processor.batch_size = BURST_BATCH
+        self.processor.max_delay = BURST_DELAY
         try:
             for job_id in sorted(jobs):
                 path = jobs[job_id]
@@ -266,8 +270,9 @@ class Eventd:
                     if path.exists():
                         log.warning("skipping %s", err)
                     continue
-                self.processor.handle(job, publish=publish)
+                self.processor.handle(job, publish=publish, history=True)
             self.processor.flush()
         finally:
             self.processor.batch_size = 1
+            self.processor.max_delay = None
         self.drainer.wake.set()

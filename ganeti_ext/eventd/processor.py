@@ -8,6 +8,7 @@ the same messages.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -62,16 +63,39 @@ class Processor:
     state: StateDB
     outbox: Spool
     context: Callable[[], messages.Context]
-    batch_size: int = 1  # >1 during catch-up: one flush and one commit per batch
+    batch_size: int = 1  # >1 during catch-up and bursts: one flush and one commit per batch
+    # Live bursts: flush a batch once its oldest change waited this long (seconds), so
+    # batching saves fsyncs without adding more than this to any message's latency.
+    max_delay: float | None = None
+    # Called once messages are durable in the outbox (the daemon wakes its drainer).
+    on_spooled: Callable[[], None] | None = None
     stats: Stats = field(default_factory=Stats)
+    _first_pending: float = 0.0
+    _batched: dict[int, Job] = field(default_factory=dict)  # latest of each job in the batch
     _pending_messages: list[OutgoingMessage] = field(default_factory=list)
     _pending_records: list[tuple[Job, bool]] = field(default_factory=list)
 
-    def handle(self, job: Job, *, publish: bool, forget_recorded: bool = False) -> int:
-        """Spool the messages for `job`'s changes (none when not `publish`); return how many."""
+    def handle(
+        self,
+        job: Job,
+        *,
+        publish: bool,
+        forget_recorded: bool = False,
+        history: bool = False,
+    ) -> int:
+        """Spool the messages for `job`'s changes (none when not `publish`); return how many.
+
+        `history` (live watching): also the statuses an opcode went through unseen
+        since it was last handled (or ever, for a job seen for the first time), in
+        order, as `transitions.changes` dates them from the file. Without it
+        (catch-up, failover replay): only each changed opcode's current status.
+        """
         record = self.state.get(job.id)
         recorded = None if forget_recorded else recorded_statuses(record, job)
-        found = transitions.changes(recorded, job)
+        batched = self._batched.get(job.id)
+        if batched is not None and not forget_recorded and received_us(batched) == received_us(job):
+            recorded = batched.statuses  # handled in this batch, not recorded yet
+        found = transitions.changes(recorded, job, history=history)
         if not found:
             if record is not None and record.quiet and publish:
                 self._pending_records.append((job, False))
@@ -103,11 +127,17 @@ class Processor:
         self.stats.messages += len(built)
         self._pending_messages.extend(built)
         self._pending_records.append((job, not publish))
+        self._batched[job.id] = job
         self._maybe_flush()
         return len(built)
 
     def _maybe_flush(self) -> None:
-        if len(self._pending_records) >= self.batch_size:
+        pending = len(self._pending_records)
+        if pending == 1:
+            self._first_pending = time.monotonic()
+        if pending >= self.batch_size or (
+            self.max_delay is not None and time.monotonic() - self._first_pending >= self.max_delay
+        ):
             self.flush()
 
     def flush(self) -> None:
@@ -117,6 +147,8 @@ class Processor:
                 self.outbox.put(self._pending_messages[0])
             else:
                 self.outbox.put_many(self._pending_messages)
+            if self.on_spooled is not None:
+                self.on_spooled()  # publishing starts while the state is recorded
         for job, quiet in self._pending_records:
             self.state.record(
                 job.id,
@@ -130,3 +162,4 @@ class Processor:
             self.state.commit()
         self._pending_messages.clear()
         self._pending_records.clear()
+        self._batched.clear()

@@ -27,20 +27,51 @@ from ganeti_ext.events.jobfile import (
 NO_TIME: Timestamp = (0, 0)
 
 
-def changes(recorded: Sequence[str] | None, job: Job) -> list[tuple[int, str]]:
+# How far along its life an opcode is; statuses before `running` can be skipped over
+# between two reads of a job file, and are dated by the file itself.
+_PROGRESS = {QUEUED: 0, WAITING: 1, RUNNING: 2, CANCELING: 3, SUCCESS: 4, ERROR: 4, CANCELED: 4}
+
+
+def changes(
+    recorded: Sequence[str] | None, job: Job, *, history: bool = False
+) -> list[tuple[int, str]]:
     """(op index, status) for every opcode whose status differs from `recorded`.
 
     `recorded` holds the status last handled per opcode ("" or missing: none yet).
-    After a restart this yields, for a finished opcode, only its final status and, for
-    a live one, its current status: what was missed, not the history.
+    Without `history` (start-up catch-up) this yields, for a finished opcode, only its
+    final status and, for a live one, its current status: what was missed, not the
+    history. With `history` (live watching), an opcode that jumped over statuses since
+    it was last handled also yields the ones skipped that its job file dates (see
+    `skipped`), oldest first, before its current status.
     """
     recorded = recorded or ()
     found = []
     for op in job.ops:
         before = recorded[op.index] if op.index < len(recorded) else ""
         if op.status != before:
+            if history:
+                found += [(op.index, status) for status in skipped(job, op, before)]
             found.append((op.index, op.status))
     return found
+
+
+def skipped(job: Job, op: OpCode, before: str) -> list[str]:
+    """The statuses `op` went through after `before` ("": none) and before its current one.
+
+    Only queued, waiting and running, and only those the job file dates: queued by the
+    job's received_timestamp, waiting by the op's start_timestamp, running by its
+    exec_timestamp (an op canceled while queued has no start_timestamp: no waiting).
+    """
+    start = _PROGRESS.get(before, -1)
+    end = _PROGRESS[op.status]
+    dated = (
+        (QUEUED, job.received_timestamp),
+        (WAITING, op.start_timestamp),
+        (RUNNING, op.exec_timestamp),
+    )
+    return [
+        status for status, stamp in dated if start < _PROGRESS[status] < end and stamp is not None
+    ]
 
 
 def event_time(job: Job, op: OpCode, status: str) -> Timestamp:

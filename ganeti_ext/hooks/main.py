@@ -23,6 +23,7 @@ from ganeti_ext import logsetup, paths
 from ganeti_ext.environ import hooks as hook_env
 from ganeti_ext.errors import GanetiExtError
 from ganeti_ext.hooks import neighbours, node, notify
+from ganeti_ext.network import hook as nic_hook
 from ganeti_ext.runner import DEFAULT_RUNNER, Runner
 from ganeti_ext.spool import Spool
 
@@ -51,6 +52,7 @@ class Outcome:
 
     spooled: str | None = None  # the message id
     cleaned: list[neighbours.ProxyEntry] = field(default_factory=list)
+    nics: list[str] = field(default_factory=list)  # taps snf-network reconciled
     skipped: str | None = None
 
 
@@ -91,6 +93,7 @@ def run(env: Mapping[str, str], context: HookContext | None = None) -> Outcome:
         and parsed.pre.instance is not None
     ):
         outcome.cleaned = neighbours.clean_up(parsed.pre.instance, context.runner)
+    outcome.nics = nic_hook.after_hook(parsed, context.paths)
     return outcome
 
 

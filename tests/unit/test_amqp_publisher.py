@@ -311,9 +311,11 @@ def test_connection_lost_twice_is_a_publish_error_for_the_caller_to_retry():
 
 def test_unroutable_mandatory_messages_fail_the_batch():
     broker = FakeBroker(lambda tags: [("return", "c:1:0:success"), ("ack", tags[-1], True)])
-    with fake_publisher(broker, mandatory=True) as publisher:
-        with pytest.raises(PublishError, match=r"1 returned unroutable \(first: c:1:0:success"):
-            publisher.publish_many(batch(2))
+    with (
+        fake_publisher(broker, mandatory=True) as publisher,
+        pytest.raises(PublishError, match=r"1 returned unroutable \(first: c:1:0:success"),
+    ):
+        publisher.publish_many(batch(2))
     assert all(mandatory for _, _, mandatory in broker.published)
 
 

@@ -160,10 +160,12 @@ def test_files_leave_only_with_their_confirmed_batch(spools):
     assert outbox.pending() == []
 
 
-def test_unsendable_body_is_set_aside_and_the_batch_goes_on_in_order(spools, tmp_path):
+def test_unsendable_body_is_set_aside_and_the_batch_goes_on_in_order(spools):
     outbox, handover = spools
     outbox.put(message(1))
-    handover.put(OutgoingMessage("ganeti.snf.event.progress", {"x": float("nan")}, "nan-1"))
+    # Valid JSON for Python, not for AMQP consumers: NaN (a writer not using Spool.put).
+    odd = handover.put(OutgoingMessage("ganeti.snf.event.progress", {"x": 0}, "nan-1"))
+    odd.write_text(odd.read_text().replace('"x":0', '"x":NaN'))
     outbox.put(message(2))
     with kombu.Connection("memory://") as connection:
         exchange = kombu.Exchange("ganeti", type="topic", durable=True)

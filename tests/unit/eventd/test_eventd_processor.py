@@ -20,6 +20,7 @@ CONTEXT = messages.Context(
     cluster="cluster.ganeti.test",
     instance_details=lambda name: instance_details(CONFIG, name),
 )
+FULL = ("queued", "waiting", "running", "success")
 STARTUP = [read_job_file(str(JOBS / f"instance-startup.{n}.json")) for n in range(1, 7)]
 
 
@@ -119,3 +120,29 @@ def test_catch_up_and_failover_keep_the_current_status_only(tmp_path):
     assert run.statuses() == ["queued", "success"]
     run.processor.handle(STARTUP[5], publish=True, forget_recorded=True)
     assert run.statuses() == ["queued", "success", "success"]
+
+
+def test_a_live_batch_is_flushed_once_its_oldest_change_waited_max_delay(tmp_path, monkeypatch):
+    import ganeti_ext.eventd.processor as processor_module
+
+    clock = [100.0]
+    monkeypatch.setattr(processor_module.time, "monotonic", lambda: clock[0])
+    from ganeti_ext.eventd.outbox import Outbox
+
+    run = Run(tmp_path)
+    run.outbox = run.processor.outbox = Outbox(tmp_path / "outbox", fsync=False)
+    woken = []
+    run.processor.batch_size, run.processor.max_delay = 200, 0.005
+    run.processor.on_spooled = lambda: woken.append(len(run.outbox.pending()))
+    run.live(STARTUP[0])
+    clock[0] += 0.002
+    run.live(CREATE[0])
+    assert run.files() == [] and woken == []  # still batching
+    clock[0] += 0.004
+    run.live(CREATE[3])  # the first change has now waited 6 ms: flush all
+    (batch,) = run.outbox.pending()
+    statuses = [(m.body["jobId"], m.body["status"]) for m in run.outbox.load_all(batch)]
+    job = CREATE[3].id
+    assert statuses == [(33, "queued"), *((job, s) for s in FULL)]
+    assert woken == [1]  # one batch file, and the drainer was woken once it was durable
+    assert run.state.get(CREATE[3].id).statuses == ("success",)

@@ -1,0 +1,115 @@
+"""eventd's own outbox: the spool's one-message files, plus batch files of many messages.
+
+Creating a file is what a message costs most on a busy disk (0.2-0.7 ms here), so when
+eventd spools several messages at once (a burst of job changes, a catch-up) it writes
+them as one batch file: `<time_ns:020d>-<pid>-<counter:06d>.msgs`, one encoded message
+per line (spool.encode never emits a raw newline), written to a temporary name, fsynced,
+renamed into place and the directory fsynced, like a one-message file. A batch file is
+named like the other files of the outbox and the hand-over spool, so the drainer keeps
+one global time order; it leaves the outbox only once every message in it is confirmed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from ganeti_ext.spool import (
+    MAX_MESSAGE_BYTES,
+    SUFFIX,
+    OutgoingMessage,
+    Spool,
+    SpoolError,
+    _next_name,
+    decode,
+    encode,
+    name_order,
+)
+
+BATCH_SUFFIX = ".msgs"
+MAX_BATCH_FILE_BYTES = 256 * 1024 * 1024  # far above any batch we write
+
+_BATCH_NAME = re.compile(r"^(\d{20})-(\d+)-(\d+)\.msgs$")
+
+
+def file_order(name: str) -> tuple[int, int, int] | None:
+    """The sort key of a one-message or batch file's name (None: not a message file)."""
+    key = name_order(name)
+    if key is not None:
+        return key
+    match = _BATCH_NAME.match(name)
+    if match is None:
+        return None
+    return (int(match.group(1)), int(match.group(2)), int(match.group(3)))
+
+
+def is_batch(path: Path) -> bool:
+    return path.name.endswith(BATCH_SUFFIX)
+
+
+class Outbox(Spool):
+    """A Spool that stores several messages put together as one batch file."""
+
+    def put_many(self, messages: list[OutgoingMessage]) -> list[Path]:
+        """Store `messages` durably, in order, as one file; return [that file]."""
+        if not messages:
+            return []
+        if len(messages) == 1:
+            return [self.put(messages[0])]
+        data = b"".join(encode(message) + b"\n" for message in messages)
+        name = _next_name()[: -len(SUFFIX)] + BATCH_SUFFIX
+        try:
+            self.directory.mkdir(mode=0o750, parents=True, exist_ok=True)
+            final = self.directory / name
+            temporary = self.directory / f".{name}.tmp"
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                if self._fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(temporary, final)
+            if self._fsync:
+                self._sync_directory()
+        except OSError as err:
+            raise SpoolError(f"cannot write to spool {self.directory}: {err.strerror}") from None
+        return [final]
+
+    def pending(self) -> list[Path]:
+        """Message and batch files, oldest first; anything else is ignored."""
+        try:
+            entries = os.listdir(self.directory)
+        except FileNotFoundError:
+            return []
+        keyed = [(key, name) for name in entries if (key := file_order(name)) is not None]
+        keyed.sort()
+        return [self.directory / name for _, name in keyed]
+
+    def load_all(self, path: Path) -> list[OutgoingMessage]:
+        """The messages in a one-message or batch file; SpoolError if it is corrupt."""
+        if not is_batch(path):
+            return [self.load(path)]
+        try:
+            with open(path, "rb") as stream:
+                data = stream.read(MAX_BATCH_FILE_BYTES + 1)
+        except OSError as err:
+            raise SpoolError(f"{path}: cannot read: {err.strerror}") from None
+        if len(data) > MAX_BATCH_FILE_BYTES:
+            raise SpoolError(f"{path}: larger than {MAX_BATCH_FILE_BYTES} bytes")
+        if not data.endswith(b"\n"):
+            raise SpoolError(f"{path}: truncated batch file")
+        lines = data[:-1].split(b"\n")
+        if any(len(line) > MAX_MESSAGE_BYTES for line in lines):
+            raise SpoolError(f"{path}: a message larger than {MAX_MESSAGE_BYTES} bytes")
+        return [decode(line, f"{path} line {number}") for number, line in enumerate(lines, 1)]
+
+
+def load_messages(spool: Spool, path: Path) -> list[OutgoingMessage]:
+    """The messages in `path` of `spool` (an Outbox's batch file holds several)."""
+    if isinstance(spool, Outbox):
+        return spool.load_all(path)
+    return [spool.load(path)]

@@ -1,0 +1,140 @@
+"""The one chokepoint that changes this host's networking for the NIC scripts.
+
+Every nft/iptables/ip command goes through Host, and every change happens under one
+host-wide lock (flock on STATE_DIR/.lock), so parallel NIC ups never interleave their
+read-decide-write steps. Failed firewall commands are retried: another writer's
+transaction (nfdhcpd, an admin) can make a batch fail once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+from ganeti_ext.errors import CommandError, GanetiExtError
+from ganeti_ext.network import iptrules
+from ganeti_ext.runner import DEFAULT_RUNNER, CompletedCommand, Runner
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+TIMEOUT = 10.0
+LOCK_TIMEOUT = 60.0
+RETRIES = 3
+_NO_CHAIN = ("No chain", "does not exist", "is incompatible")
+IPTABLES = {4: ("iptables", "iptables-restore"), 6: ("ip6tables", "ip6tables-restore")}
+
+
+class Host:
+    def __init__(
+        self,
+        state_dir: Path,
+        runner: Runner = DEFAULT_RUNNER,
+        sysctl_root: Path = Path("/proc/sys"),
+        class_net: Path = Path("/sys/class/net"),
+    ) -> None:
+        self.state_dir = state_dir
+        self.runner = runner
+        self.sysctl_root = sysctl_root
+        self.class_net = class_net
+
+    # -- the lock ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def locked(self, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+        self.state_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+        fd = os.open(self.state_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as err:
+                    if err.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if time.monotonic() > deadline:
+                        raise GanetiExtError(
+                            f"{self.state_dir / '.lock'}: still locked after {timeout:g} s"
+                        ) from None
+                    time.sleep(0.005)
+            yield
+        finally:
+            os.close(fd)
+
+    # -- commands -----------------------------------------------------------------------
+    def run(
+        self, argv: list[str], *, input: str | None = None, check: bool = True
+    ) -> CompletedCommand:
+        return self.runner.run(
+            argv, timeout=TIMEOUT, input=None if input is None else input.encode(), check=check
+        )
+
+    def retried(self, step: Callable[[], T], what: str) -> T:
+        """Run `step` (which reads what it needs itself) up to RETRIES times."""
+        for attempt in range(1, RETRIES + 1):
+            try:
+                return step()
+            except CommandError as err:
+                if attempt == RETRIES:
+                    raise
+                log.warning("%s failed (attempt %d), retrying: %s", what, attempt, err)
+                time.sleep(0.02 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def nft(self, batch: str) -> None:
+        self.run(["nft", "-f", "-"], input=batch)
+
+    def dispatch(self, family: int) -> iptrules.Dispatch:
+        result = self.run([IPTABLES[family][0], "-w", "-S", iptrules.DISPATCH], check=False)
+        if result.returncode != 0:
+            # iptables-nft 1.8.9 calls a missing chain "incompatible"; legacy says "No
+            # chain". A truly incompatible chain makes the restore that follows fail.
+            if any(word in result.stderr_text for word in _NO_CHAIN):
+                return iptrules.parse_dispatch(None)
+            raise CommandError(result.argv, result.returncode, result.stderr_text.strip())
+        return iptrules.parse_dispatch(result.stdout_text)
+
+    def iptables_restore(self, family: int, batch: str) -> None:
+        self.run([IPTABLES[family][1], "-w", "--noflush"], input=batch)
+
+    def ip_batch(self, lines: list[str], *, force: bool = False) -> CompletedCommand:
+        argv = ["ip", "-force", "-batch", "-"] if force else ["ip", "-batch", "-"]
+        return self.run(argv, input="\n".join(lines) + "\n", check=not force)
+
+    # -- kernel state -------------------------------------------------------------------
+    def sysctl(self, values: dict[str, str]) -> None:
+        for key, value in values.items():
+            path = self.sysctl_root / key
+            try:
+                path.write_text(value)
+            except OSError as err:
+                raise GanetiExtError(f"cannot set {path}: {err.strerror}") from None
+
+    def read_sysctl(self, key: str) -> str | None:
+        try:
+            return (self.sysctl_root / key).read_text().strip()
+        except OSError:
+            return None
+
+    def link_attr(self, device: str, attr: str) -> str:
+        try:
+            return (self.class_net / device / attr).read_text().strip()
+        except OSError as err:
+            raise GanetiExtError(f"{device}: cannot read {attr}: {err.strerror}") from None
+
+    @staticmethod
+    def exists(device: str) -> bool:
+        # if_nametoindex asks the kernel of our own network namespace, whatever /sys shows.
+        try:
+            socket.if_nametoindex(device)
+        except OSError:
+            return False
+        return True

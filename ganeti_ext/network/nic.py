@@ -1,0 +1,212 @@
+"""Up and down of one NIC, and the clean-up hooks call: the orchestration.
+
+Order on up: layer-2 anti-spoofing first (the VM never runs unprotected: qemu gets `cont`
+only after this script), then the firewall profile, then the wiring (bridge port or
+routes), then the nfdhcpd binding and the state file; announcements last, outside the
+lock. Everything is idempotent: up twice equals up once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ganeti_ext import bindings
+from ganeti_ext.environ import nic as nic_env
+from ganeti_ext.errors import CommandError, ValidationError
+from ganeti_ext.network import announce, iptrules, links, nftrules, state
+from ganeti_ext.network.host import Host
+from ganeti_ext.network.plan import NicPlan, plan_nic
+from ganeti_ext.network.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# The variables worth keeping to re-apply a NIC later (what kvm-ifup passes).
+_KEPT_PREFIXES = ("INTERFACE", "INSTANCE", "MAC", "IP", "MODE", "LINK", "BRIDGE", "VLAN")
+_KEPT_PREFIXES_NET = ("NETWORK_", "TAGS", "INTERFACE_")
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    host: Host
+
+
+def kept_env(env: Mapping[str, str]) -> dict[str, str]:
+    return {
+        key: value
+        for key, value in env.items()
+        if key in _KEPT_PREFIXES or key.startswith(_KEPT_PREFIXES_NET)
+    }
+
+
+def up(env: Mapping[str, str], ctx: Context) -> NicPlan:
+    plan = plan_nic(nic_env.parse(env), ctx.settings)
+    if plan.mode == "bridged" and plan.vlan:
+        raise ValidationError(f"{plan.tap}: VLANs on bridged NICs are not supported yet")
+    host = ctx.host
+    uplinks: tuple[str, ...] = ()
+    with host.locked():
+        old = state.load(ctx.settings.state_dir, plan.tap)
+        if old is not None and old.routed is not None:
+            # The tap name may have been reused, or the NIC changed: drop the old routes.
+            host.ip_batch(links.routed_down_lines(plan.tap, old.routed), force=True)
+        host.retried(lambda: host.nft(nftrules.up_batch(plan, ctx.settings.mac_mask)), "nft")
+        for family in iptrules.FAMILIES:
+            host.retried(lambda family=family: _iptables_up(host, plan, family), "iptables")
+        if plan.firewalled and plan.mode == "bridged":
+            _ensure_bridge_netfilter(host)
+        routed = None
+        if plan.mode == "bridged":
+            mtu = int(host.link_attr(str(plan.link), "mtu"))
+            mac = host.link_attr(plan.tap, "address")
+            host.ip_batch(links.bridged_lines(plan, mtu, None if mac.startswith("fe") else mac))
+        elif plan.mode == "routed":
+            uplinks = _uplinks(host, str(plan.link))
+            routed = links.routed_setup(plan, uplinks)
+            host.sysctl(links.routed_sysctls(plan.tap, uplinks))
+            host.ip_batch([f"rule del iif {plan.tap} table {routed.table}"], force=True)
+            host.ip_batch(links.routed_up_lines(plan, routed, ctx.settings.tap_constant_mac))
+        else:
+            for argv in links.ovs_commands(plan):
+                host.run(argv)
+        if plan.nfdhcpd:
+            bindings.write_binding(ctx.settings.nfdhcpd_state_dir, _binding(plan))
+        elif old is not None and old.binding:
+            bindings.remove_binding(ctx.settings.nfdhcpd_state_dir, plan.tap)
+        state.save(
+            ctx.settings.state_dir,
+            state.TapState(
+                tap=plan.tap,
+                instance=plan.instance,
+                mode=plan.mode,
+                profile=plan.profile,
+                binding=plan.nfdhcpd,
+                routed=routed,
+                env=kept_env(env),
+            ),
+        )
+    if routed is not None:
+        _announce(plan, uplinks)
+    log.info(
+        "%s up: %s %s on %s, profile %s",
+        plan.instance,
+        plan.tap,
+        plan.mode,
+        plan.link,
+        plan.profile or "none",
+    )
+    return plan
+
+
+def down(tap: str, ctx: Context) -> None:
+    """Remove everything up added for `tap`, whether the tap still exists or not."""
+    nic_env.check_ifname("INTERFACE", tap)
+    host = ctx.host
+    with host.locked():
+        old = state.load(ctx.settings.state_dir, tap)
+        try:
+            host.nft(nftrules.down_batch(tap))
+        except CommandError:
+            # Older kernels drop a netdev chain with its device and refuse to name it again.
+            host.retried(lambda: host.nft(nftrules.down_batch(tap, with_ingress=False)), "nft")
+        for family in iptrules.FAMILIES:
+            host.retried(lambda family=family: _iptables_down(host, tap, family), "iptables")
+        if old is not None and old.routed is not None:
+            host.ip_batch(links.routed_down_lines(tap, old.routed), force=True)
+        bindings.remove_binding(ctx.settings.nfdhcpd_state_dir, tap)
+        state.remove(ctx.settings.state_dir, tap)
+    log.info("%s down: %s", old.instance if old else "?", tap)
+
+
+def reconcile(
+    ctx: Context, instance: str | None = None, tags: tuple[str, ...] | None = None
+) -> list[str]:
+    """Take down every recorded tap that no longer exists (Ganeti 3.0 has no ifdown);
+    with `instance` and `tags`, re-apply that instance's live taps with the new tags
+    (a changed firewall profile). Returns the taps acted on."""
+    done = []
+    for tap in state.taps(ctx.settings.state_dir):
+        if not ctx.host.exists(tap):
+            down(tap, ctx)
+            done.append(tap)
+            continue
+        if instance is None or tags is None:
+            continue
+        recorded = state.load(ctx.settings.state_dir, tap)
+        if recorded is None or recorded.instance != instance or not recorded.env:
+            continue
+        env = dict(recorded.env)
+        env["TAGS"] = " ".join(tags)
+        up(env, ctx)
+        done.append(tap)
+    return done
+
+
+def _iptables_up(host: Host, plan: NicPlan, family: int) -> None:
+    batch = iptrules.up_batch(plan, family, host.dispatch(family))
+    if batch is not None:
+        host.iptables_restore(family, batch)
+
+
+def _iptables_down(host: Host, tap: str, family: int) -> None:
+    batch = iptrules.down_batch(tap, host.dispatch(family))
+    if batch is not None:
+        host.iptables_restore(family, batch)
+
+
+def _ensure_bridge_netfilter(host: Host) -> None:
+    """Bridged firewall rules only see traffic when br_netfilter hands it to iptables."""
+    for key in ("net/bridge/bridge-nf-call-iptables", "net/bridge/bridge-nf-call-ip6tables"):
+        value = host.read_sysctl(key)
+        if value is None:
+            raise ValidationError(
+                f"/proc/sys/{key} is missing: load br_netfilter for bridged firewall profiles"
+            )
+        if value != "1":
+            log.warning("setting %s to 1 for bridged firewall profiles", key)
+            host.sysctl({key: "1"})
+
+
+def _uplinks(host: Host, table: str) -> tuple[str, ...]:
+    found: list[str] = []
+    for family in ("-4", "-6"):
+        result = host.run(["ip", family, "-o", "route", "show", "table", table], check=False)
+        for dev in links.parse_uplinks(result.stdout_text):
+            if dev not in found:
+                found.append(dev)
+    return tuple(found)
+
+
+def _binding(plan: NicPlan) -> bindings.Binding:
+    assert plan.mac is not None
+    return bindings.Binding(
+        tap=plan.tap,
+        mac=plan.mac,
+        hostname=plan.instance or plan.tap,
+        indev=plan.link if plan.mode == "bridged" else plan.tap,
+        ip=plan.ipv4,
+        tags=plan.network_tags,
+        gateway=plan.gateway,
+        subnet=plan.subnet,
+        gateway6=plan.gateway6,
+        subnet6=plan.subnet6,
+        eui64=plan.ipv6,
+        private=plan.private_filtered,
+    )
+
+
+def _announce(plan: NicPlan, uplinks: tuple[str, ...]) -> None:
+    for uplink in uplinks:
+        try:
+            mac = Path(f"/sys/class/net/{uplink}/address").read_text().strip()
+            frames = []
+            if plan.ipv4:
+                frames.append(announce.garp_frame(mac, plan.ipv4))
+            if plan.ipv6:
+                frames.append(announce.unsolicited_na_frame(mac, plan.ipv6, plan.ipv6))
+            announce.send(uplink, frames)
+        except OSError as err:  # an announcement is an optimisation, never a failure
+            log.warning("%s: cannot announce on %s: %s", plan.tap, uplink, err)

@@ -1,0 +1,116 @@
+"""What one NIC needs, decided from Ganeti's environment and the settings (pure).
+
+A NicPlan is the single description every builder (nft, iptables, links, binding)
+works from, so up and down agree on what "this NIC's configuration" is.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from ganeti_ext.bindings import eui64_address
+from ganeti_ext.environ.nic import NicRequest
+from ganeti_ext.errors import ValidationError
+from ganeti_ext.network.settings import Settings
+
+PROFILES = ("protected", "limited", "unprotected")
+LINK_LOCAL = ipaddress.IPv6Network("fe80::/64")
+
+
+@dataclass(frozen=True)
+class NicPlan:
+    tap: str
+    instance: str | None
+    mode: str  # bridged | routed | openvswitch
+    link: str | None  # bridge (bridged), routing table (routed), OVS switch
+    mac: str | None
+    ipv4: ipaddress.IPv4Address | None
+    ipv6: ipaddress.IPv6Address | None  # EUI-64 in the network's /64
+    subnet: ipaddress.IPv4Network | None
+    gateway: ipaddress.IPv4Address | None
+    subnet6: ipaddress.IPv6Network | None
+    gateway6: ipaddress.IPv6Address | None
+    network_tags: tuple[str, ...]
+    profile: str | None  # None: no firewall rules at all
+    nfdhcpd: bool
+    private_filtered: bool
+    mac_prefix: str | None
+    vlan: str | None
+    # Whether source IPv4/IPv6 are restricted: on every NIC whose addresses are known
+    # (a managed network, or an IP given); a NIC on a plain link keeps only MAC checks.
+    restrict_ipv4: bool
+    restrict_ipv6: bool
+
+    @property
+    def link_local(self) -> ipaddress.IPv6Address | None:
+        return eui64_address(LINK_LOCAL, self.mac) if self.mac else None
+
+    @property
+    def firewalled(self) -> bool:
+        return self.profile in ("protected", "limited")
+
+
+def firewall_profile(
+    tags: tuple[str, ...] | list[str],
+    prefix: str,
+    keys: tuple[str | None, ...],
+) -> str | None:
+    """The profile the instance tags give the NIC known by `keys` (index, name, uuid).
+
+    Tags are `<prefix><key>:<profile>`; the last matching tag wins (Ganeti keeps tags
+    sorted, so two contradicting tags resolve the same way on every node). Unknown
+    profile names are ignored, as upstream did.
+    """
+    wanted = {key for key in keys if key}
+    chosen = None
+    for tag in tags:
+        if not tag.startswith(prefix):
+            continue
+        nic, sep, profile = tag[len(prefix) :].rpartition(":")
+        if sep and nic in wanted and profile in PROFILES:
+            chosen = profile
+    return chosen
+
+
+def plan_nic(request: NicRequest, settings: Settings) -> NicPlan:
+    """The plan for one NIC; raises ValidationError for what cannot be configured."""
+    mode = request.mode or "bridged"
+    link = request.link or request.bridge
+    if mode in ("bridged", "openvswitch") and not link:
+        raise ValidationError(f"{request.interface}: {mode} NIC without LINK")
+    if mode == "routed" and request.ip is None:
+        raise ValidationError(f"{request.interface}: routed NIC without an IP address")
+    network = request.network
+    ipv4 = request.ip if isinstance(request.ip, ipaddress.IPv4Address) else None
+    subnet6 = network.subnet6 if network else None
+    ipv6 = None
+    if subnet6 is not None and subnet6.prefixlen == 64 and request.mac:
+        ipv6 = eui64_address(subnet6, request.mac)
+    tags = network.tags if network else ()
+    keys = (
+        str(request.index) if request.index is not None else None,
+        request.name,
+        request.uuid,
+    )
+    return NicPlan(
+        tap=request.interface,
+        instance=request.instance,
+        mode=mode,
+        link=link,
+        mac=request.mac,
+        ipv4=ipv4,
+        ipv6=ipv6,
+        subnet=network.subnet if network else None,
+        gateway=network.gateway if network else None,
+        subnet6=subnet6,
+        gateway6=network.gateway6 if network else None,
+        network_tags=tags,
+        profile=firewall_profile(request.instance_tags, settings.firewall_tag_prefix, keys),
+        nfdhcpd=settings.nfdhcpd_tag in tags and request.mac is not None,
+        private_filtered=settings.private_filtered_tag in tags,
+        mac_prefix=network.mac_prefix if network else None,
+        vlan=request.vlan,
+        restrict_ipv4=ipv4 is not None or (network is not None and network.subnet is not None),
+        restrict_ipv6=network is not None and (subnet6 is not None or network.subnet is not None),
+    )

@@ -1,0 +1,279 @@
+"""nfdhcpd in the lab: real DHCP/IPv6 clients in namespaces behind tap-named veths on the
+master's bridge, a fuzz run into its queues, and a KVM guest booted by Ganeti.
+
+The daemon is the one the lab started from the package's systemd unit (settings
+.LAB_SERVICES); its rules come from the unit's ExecStartPre (nfdhcpd-rules up).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from instances import add_instance
+
+from ganeti_ext.bindings import Binding, eui64_address, read_binding, remove_binding, write_binding
+from labkit import services, settings
+from labkit.clients import Client
+
+STATE_DIR = Path("/var/lib/nfdhcpd")
+CONF = Path("/etc/nfdhcpd/nfdhcpd.conf")
+SUBNET = ipaddress.IPv4Network("198.51.100.0/24")
+GATEWAY = ipaddress.IPv4Address("198.51.100.1")
+SUBNET6 = ipaddress.IPv6Network("2001:db8:100::/64")
+GATEWAY6 = ipaddress.IPv6Address("2001:db8:100::1")
+DNS4 = "198.51.100.53"
+DNS6 = "2001:db8:100::53"
+DOMAIN = "lab.test"
+LAB_CONF = f"""\
+# ganeti-ext lab (tests/integration/test_nfdhcpd.py): DNS settings to check in answers
+[general]
+[dhcp]
+nameservers = {DNS4}
+domain = {DOMAIN}
+[ipv6]
+nameservers = {DNS6}
+domains = {DOMAIN}
+"""
+UDHCPC_SCRIPT = """#!/bin/sh
+echo "EVENT $1 ip=$ip mask=$mask router=$router dns=$dns mtu=$mtu domain=$domain \
+hostname=$hostname serverid=$serverid"
+"""
+FUZZ = Path(__file__).with_name("nfdhcpd_fuzz.py")
+
+
+@pytest.fixture(scope="module")
+def nfdhcpd(lab, tmp_path_factory):
+    """The master's nfdhcpd, running with the lab's DNS settings."""
+    if services.unit_file("nfdhcpd") is None:
+        pytest.fail("the nfdhcpd package is not installed in the lab")
+    if not CONF.exists() or CONF.read_text() != LAB_CONF:
+        CONF.write_text(LAB_CONF)
+        services.stop("nfdhcpd", settings.MASTER)
+    pid = services.start("nfdhcpd", settings.MASTER)
+    script = tmp_path_factory.mktemp("nfdhcpd") / "udhcpc-script"
+    script.write_text(UDHCPC_SCRIPT)
+    script.chmod(0o755)
+    return {"pid": pid, "script": str(script)}
+
+
+_ip_counter = iter(range(150, 199))
+
+
+def _mac(n: int) -> str:
+    return f"aa:00:01:fe:{os.getpid() % 256:02x}:{n:02x}"
+
+
+def make_binding(tap: str, mac: str, **overrides) -> Binding:
+    fields = dict(
+        tap=tap,
+        mac=mac,
+        hostname=f"vm-{tap}",
+        ip=SUBNET.network_address + next(_ip_counter),
+        subnet=SUBNET,
+        gateway=GATEWAY,
+        subnet6=SUBNET6,
+        gateway6=GATEWAY6,
+        mtu=1400,
+    )
+    fields.update(overrides)
+    return Binding(**fields)
+
+
+@pytest.fixture
+def client():
+    made: list[Client] = []
+
+    def make(mac: str, binding_mac: str | None = None, **overrides):
+        c = Client(mac=mac).create()
+        made.append(c)
+        binding = None
+        if binding_mac is not None:
+            binding = make_binding(c.tap, binding_mac, **overrides)
+            write_binding(STATE_DIR, binding)
+            time.sleep(0.3)  # inotify -> daemon
+        return c, binding
+
+    yield make
+    for c in made:
+        remove_binding(STATE_DIR, c.tap)
+        c.delete()
+
+
+def udhcpc(c: Client, script: str, tries: int = 3) -> subprocess.CompletedProcess[str]:
+    argv = ["busybox", "udhcpc", "-i", "eth0", "-q", "-n", "-f", "-t", str(tries), "-T", "1"]
+    return c.run([*argv, "-s", script], check=False, timeout=30)
+
+
+def lease(out: str) -> dict[str, str]:
+    for line in out.splitlines():
+        if line.startswith("EVENT bound"):
+            return dict(w.split("=", 1) for w in line.split()[2:] if "=" in w)
+    return {}
+
+
+def survived(pid: int | None) -> bool:
+    """Whether the daemon `pid` still runs, or was stopped cleanly (another `./lab up`
+    restarts the lab's daemons) and a new one runs: anything but a crash."""
+    now = services.running("nfdhcpd", settings.MASTER)
+    if now is not None and now == pid:
+        return True
+    log = Path("/var/log/nfdhcpd/nfdhcpd.log").read_text(errors="replace")
+    return now is not None and f"nfdhcpd[{pid}] INFO nfdhcpd: stopping" in log
+
+
+def test_udhcpc_gets_exactly_its_binding(nfdhcpd, client):
+    c, b = client(_mac(1), _mac(1))
+    out = udhcpc(c, nfdhcpd["script"])
+    got = lease(out.stdout)
+    assert got, out.stdout + out.stderr
+    assert got["ip"] == str(b.ip)
+    assert got["mask"] == "24"
+    assert got["router"] == str(GATEWAY)
+    assert got["dns"] == DNS4
+    assert got["domain"] == DOMAIN
+    assert got["mtu"] == "1400"
+    assert got["hostname"] == b.hostname
+    assert got["serverid"] == str(GATEWAY)
+
+
+def test_private_network_gets_no_router(nfdhcpd, client):
+    c, b = client(_mac(2), _mac(2), private=True)
+    got = lease(udhcpc(c, nfdhcpd["script"]).stdout)
+    assert got["ip"] == str(b.ip) and got["router"] == ""
+
+
+def test_no_binding_no_answer(nfdhcpd, client):
+    c, _ = client(_mac(3))
+    out = udhcpc(c, nfdhcpd["script"], tries=2)
+    assert out.returncode != 0 and not lease(out.stdout)
+
+
+def test_spoofed_chaddr_gets_no_answer_unless_macspoof(nfdhcpd, client):
+    c, _ = client(_mac(4), _mac(5))  # the guest's MAC is not the bound one
+    out = udhcpc(c, nfdhcpd["script"], tries=2)
+    assert out.returncode != 0 and not lease(out.stdout)
+    c2, b2 = client(_mac(6), _mac(7), macspoof=True)
+    assert lease(udhcpc(c2, nfdhcpd["script"]).stdout)["ip"] == str(b2.ip)
+
+
+def test_binding_removed_means_no_answer(nfdhcpd, client):
+    c, _ = client(_mac(8), _mac(8))
+    assert lease(udhcpc(c, nfdhcpd["script"]).stdout)
+    remove_binding(STATE_DIR, c.tap)
+    time.sleep(0.3)
+    assert not lease(udhcpc(c, nfdhcpd["script"], tries=2).stdout)
+
+
+def test_slaac_router_and_neighbour_answers(nfdhcpd, client):
+    """The kernel's own SLAAC (its RS, our RA) gives the EUI-64 address, route and MTU."""
+    c, b = client(_mac(9), _mac(9))
+    expected = str(eui64_address(SUBNET6, b.mac))
+    deadline = time.monotonic() + 15
+    routes = ""
+    while time.monotonic() < deadline:
+        routes = c.ip("-6", "route")
+        if expected in c.ip("-6", "addr", "show", "eth0") and "default via fe80::" in routes:
+            break
+        c.run(["rdisc6", "-1", "-w", "500", "eth0"], check=False)  # solicit again
+        time.sleep(0.5)
+    assert expected in c.ip("-6", "addr", "show", "eth0")
+    assert "default via fe80::" in routes and "mtu 1400" in routes, routes
+    na = c.run(["ndisc6", "-1", "-w", "1000", str(GATEWAY6), "eth0"], check=False).stdout
+    assert "Target link-layer address" in na, na
+
+
+def wait_link_local(c: Client, timeout: float = 10) -> None:
+    """Until duplicate address detection has finished on eth0's link-local address."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = c.ip("-6", "addr", "show", "eth0", "scope", "link")
+        if "fe80::" in out and "tentative" not in out:
+            return
+        time.sleep(0.2)
+
+
+def test_dhcpv6_stateful_and_stateless(nfdhcpd, client, tmp_path):
+    c, b = client(_mac(10), _mac(10))
+    wait_link_local(c)
+    conf = tmp_path / "dhclient.conf"
+    conf.write_text("")
+    base = ["dhclient", "-6", "-1", "-cf", str(conf), "-sf", "/bin/true"]
+    leases = tmp_path / "stateful.leases"
+    out = c.run([*base, "-lf", str(leases), "-pf", str(tmp_path / "a.pid"), "eth0"], check=False)
+    assert out.returncode == 0, out.stderr
+    text = leases.read_text()
+    assert f"iaaddr {eui64_address(SUBNET6, b.mac)}" in text
+    assert DNS6.replace("::", ":0:") in text or "dhcp6.name-servers" in text
+    stateless = tmp_path / "stateless.leases"
+    out = c.run(
+        [*base, "-S", "-lf", str(stateless), "-pf", str(tmp_path / "b.pid"), "eth0"],
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    c.run(["sh", "-c", "kill $(cat %s) 2>/dev/null; true" % (tmp_path / "a.pid")], check=False)
+
+
+def test_fuzz_does_not_crash_or_mislead(nfdhcpd, client):
+    """>= 100k malformed, truncated and random packets into all four queues."""
+    c, b = client(_mac(11), _mac(11))
+    pid = services.running("nfdhcpd", settings.MASTER)
+    started = time.monotonic()
+    out = c.run(
+        [sys.executable, str(FUZZ), "eth0", b.mac, str(b.ip), "100000"], check=False, timeout=600
+    )
+    elapsed = time.monotonic() - started
+    assert out.returncode == 0, out.stdout + out.stderr
+    print(out.stdout, f"fuzz took {elapsed:.1f} s")
+    assert survived(pid)
+    # Still answers a valid client afterwards, with exactly its binding.
+    assert lease(udhcpc(c, nfdhcpd["script"]).stdout)["ip"] == str(b.ip)
+
+
+def _tap_of(instance: str, timeout: float = 60) -> str:
+    nic_file = Path(f"/run/ganeti/kvm-hypervisor/nic/{instance}/0")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if nic_file.exists() and nic_file.read_text().strip():
+            return nic_file.read_text().strip()
+        time.sleep(0.2)
+    raise AssertionError(f"{nic_file} never appeared")
+
+
+def test_kvm_guest_gets_its_lease_from_nfdhcpd(lab, nfdhcpd, instance_name):
+    name = instance_name()
+    add_instance(lab, name, hypervisor="kvm", template="diskless", osparams=(), extra=("--submit",))
+    tap = _tap_of(name)
+    row = lab.gnt("gnt-instance", "list", "--no-headers", "-o", "nic.mac/0,nic.ip/0", name)
+    mac, ip = row.stdout.split()
+    path = STATE_DIR / tap
+    existing = read_binding(path) if path.exists() else None
+    if existing is None or existing.mac != mac:  # the NIC script did not write it (yet)
+        write_binding(
+            STATE_DIR,
+            Binding(
+                tap=tap,
+                mac=mac,
+                hostname=name,
+                ip=ipaddress.IPv4Address(ip),
+                subnet=SUBNET,
+                gateway=GATEWAY,
+            ),
+        )
+    try:
+        out = lab.wait_console(
+            name,
+            "udhcpc -i eth0 -s /etc/udhcpc.script -t 3 -T 2 -n -q >/dev/null 2>&1;"
+            " ip -4 -o addr show dev eth0",
+            f"inet {ip}/24",
+            timeout=180,
+        )
+        assert f"inet {ip}/24" in out
+    finally:
+        if existing is None:
+            remove_binding(STATE_DIR, tap)

@@ -1,0 +1,295 @@
+"""snf-network's NIC script against real traffic: client namespaces play the VMs.
+
+Each client's veth end in the node namespace is named like a tap; the test runs the NIC
+script (this tree's, with the system interpreter) for it with a kvm-ifup environment,
+then sends real and forged traffic, counting what arrives with an nft counter inside
+the receiving namespace.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from labkit import settings
+from labkit.clients import Client
+from labkit.sh import in_node, run
+
+REPO = Path(__file__).resolve().parents[2]
+NET = settings.NETWORK
+SCRIPT = (
+    "import sys; sys.path.insert(0, sys.argv[1]); sys.argv[0] = sys.argv[2];"
+    " from ganeti_ext.network.cli import main; main(sys.argv[2])"
+)
+_seq = iter(range(200, 250))
+
+
+def eui64(mac: str) -> str:
+    octets = [int(part, 16) for part in mac.split(":")]
+    octets[0] ^= 2
+    iid = bytes([*octets[:3], 0xFF, 0xFE, *octets[3:]])
+    net = ipaddress.IPv6Network(NET.subnet6)
+    return str(ipaddress.IPv6Address(int(net.network_address) | int.from_bytes(iid)))
+
+
+class Vm:
+    """A client namespace with the addresses Ganeti would give it, and its NIC env."""
+
+    def __init__(self, client: Client, index: int) -> None:
+        self.client = client
+        self.mac = client.mac
+        self.ip = f"198.51.100.{index}"
+        self.ip6 = eui64(self.mac)
+        self.tags = ""
+        client.ip("addr", "add", f"{self.ip}/24", "dev", "eth0")
+        client.ip("-6", "addr", "add", f"{self.ip6}/64", "dev", "eth0", "nodad")
+
+    def env(self) -> dict[str, str]:
+        return {
+            "INTERFACE": self.client.tap,
+            "INSTANCE": f"snf-vm{self.ip.rsplit('.', 1)[1]}",
+            "MAC": self.mac,
+            "IP": self.ip,
+            "MODE": "bridged",
+            "LINK": settings.BRIDGE,
+            "INTERFACE_INDEX": "0",
+            "NETWORK_NAME": NET.name,
+            "NETWORK_SUBNET": NET.subnet,
+            "NETWORK_GATEWAY": NET.gateway,
+            "NETWORK_SUBNET6": NET.subnet6,
+            "NETWORK_GATEWAY6": NET.gateway6,
+            "NETWORK_MAC_PREFIX": NET.mac_prefix,
+            "NETWORK_TAGS": "nfdhcpd",
+            "TAGS": self.tags,
+        }
+
+    def nic(self, action: str) -> subprocess.CompletedProcess[str]:
+        env = [f"{key}={value}" for key, value in self.env().items()]
+        argv = in_node(
+            settings.MASTER, ["env", *env, "/usr/bin/python3", "-c", SCRIPT, str(REPO), action]
+        )
+        return run(argv)
+
+    def up(self, profile: str | None = None) -> None:
+        self.tags = f"synnefo:network:0:{profile}" if profile else ""
+        self.nic("kvm-vif-bridge")
+
+    def down(self) -> None:
+        self.nic("down")
+
+    def sh(self, argv, **kwargs):
+        return self.client.run(argv, **kwargs)
+
+
+def new_vm() -> Vm:
+    index = next(_seq)
+    client = Client(mac=f"aa:00:01:77:{os.getpid() % 256:02x}:{index:02x}").create()
+    return Vm(client, index)
+
+
+@pytest.fixture
+def vms(lab):
+    made: list[Vm] = []
+
+    def make() -> Vm:
+        vm = new_vm()
+        made.append(vm)
+        return vm
+
+    yield make
+    for vm in made:
+        vm.down()
+        vm.client.delete()
+
+
+def node_sh(command: str) -> str:
+    return run(in_node(settings.MASTER, ["sh", "-c", command])).stdout
+
+
+def snapshot(tap: str) -> str:
+    """Everything of `tap` in the node's rules, routes, proxies and state."""
+    return node_sh(
+        f"nft list ruleset | grep -E '_{tap}\\b|\"{tap}\"' ; iptables -S | grep -w 'snf-{tap}';"
+        f" ip6tables -S | grep -w 'snf-{tap}'; ip neigh show proxy | grep -w {tap};"
+        f" ls /var/lib/nfdhcpd/{tap} /var/lib/snf-network/{tap}.json 2>/dev/null; true"
+    )
+
+
+class Counter:
+    """An nft counter in a VM's namespace: frames arriving on its eth0 matching `match`."""
+
+    def __init__(self, vm: Vm, match: str) -> None:
+        self.vm = vm
+        vm.sh(["nft", "add", "table", "netdev", "count"])
+        vm.sh(
+            ["nft", "add chain netdev count c { type filter hook ingress device eth0 priority 0; }"]
+        )
+        vm.sh(["nft", "flush", "chain", "netdev", "count", "c"])
+        vm.sh(["nft", f"add rule netdev count c {match} counter"])
+
+    @property
+    def packets(self) -> int:
+        out = self.vm.sh(["nft", "list", "chain", "netdev", "count", "c"]).stdout
+        return int(out.split("counter packets ")[1].split()[0])
+
+
+def scapy_send(vm: Vm, frame: str, count: int = 3) -> None:
+    code = f"from scapy.all import *; sendp({frame}, iface='eth0', count={count}, verbose=0)"
+    vm.sh(["/usr/bin/python3", "-c", code])
+
+
+def tcp_open(client: Vm, server: Vm, port: int, v6: bool = False) -> bool:
+    listener = server.client.popen(
+        ["socat", f"TCP{'6' if v6 else '4'}-LISTEN:{port},reuseaddr", "EXEC:echo hello"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(0.3)
+        target = f"[{server.ip6}]" if v6 else server.ip
+        result = client.sh(
+            ["socat", "-T2", "STDIO", f"TCP:{target}:{port},connect-timeout=2"], check=False
+        )
+        return "hello" in result.stdout
+    finally:
+        listener.kill()
+        listener.wait()
+
+
+def ping(vm: Vm, address: str) -> bool:
+    return vm.sh(["fping", "-q", "-r", "2", "-t", "500", address], check=False).returncode == 0
+
+
+def test_bridged_peers_reach_each_other_with_their_own_addresses(vms):
+    a, b = vms(), vms()
+    a.up()
+    b.up("protected")
+    assert ping(a, b.ip) and ping(a, b.ip6)
+    assert ping(b, a.ip) and ping(b, a.ip6)
+    assert ping(a, "198.51.100.11")  # the node's own address on the bridge
+
+
+def test_forged_frames_never_arrive(vms):
+    a, b = vms(), vms()
+    a.up()
+    b.up()
+    base = f"Ether(src='{a.mac}', dst='{b.mac}')"
+    cases = {
+        "source MAC": (
+            f"Ether(src='aa:00:01:00:00:99', dst='{b.mac}')"
+            f"/IP(src='{a.ip}', dst='{b.ip}')/UDP(dport=9999)",
+            "udp dport 9999",
+        ),
+        "source IPv4": (
+            f"{base}/IP(src='198.51.100.99', dst='{b.ip}')/UDP(dport=9998)",
+            "udp dport 9998",
+        ),
+        "source IPv6": (
+            f"{base}/IPv6(src='2001:db8:100::99', dst='{b.ip6}')/UDP(dport=9997)",
+            "udp dport 9997",
+        ),
+        "ARP for another IP": (
+            f"Ether(src='{a.mac}', dst='ff:ff:ff:ff:ff:ff')"
+            f"/ARP(op=2, hwsrc='{a.mac}', psrc='{b.ip}', pdst='198.51.100.11')",
+            f"arp saddr ip {b.ip}",
+        ),
+        "unsolicited NA": (
+            f"Ether(src='{a.mac}', dst='33:33:00:00:00:01')/IPv6(src='{a.ip6}', dst='ff02::1')"
+            f"/ICMPv6ND_NA(tgt='{b.ip6}', R=0, S=0, O=1)/ICMPv6NDOptDstLLAddr(lladdr='{a.mac}')",
+            "icmpv6 type nd-neighbor-advert",
+        ),
+        "rogue RA": (
+            f"Ether(src='{a.mac}', dst='33:33:00:00:00:01')/IPv6(src='fe80::1', dst='ff02::1')"
+            "/ICMPv6ND_RA()/ICMPv6NDOptPrefixInfo(prefix='2001:db8:666::', prefixlen=64)",
+            "icmpv6 type nd-router-advert",
+        ),
+        "rogue DHCP offer": (
+            f"Ether(src='{a.mac}', dst='ff:ff:ff:ff:ff:ff')/IP(src='{a.ip}', dst='255.255.255.255')"
+            "/UDP(sport=67, dport=68)/BOOTP(op=2, yiaddr='198.51.100.66')"
+            "/DHCP(options=[('message-type', 'offer'), 'end'])",
+            "udp sport 67",
+        ),
+    }
+    # The same kind of frame with honest addresses does arrive, so the counters work.
+    honest = Counter(b, "udp dport 9996")
+    scapy_send(a, f"{base}/IP(src='{a.ip}', dst='{b.ip}')/UDP(dport=9996)")
+    assert honest.packets == 3
+    for name, (frame, match) in cases.items():
+        counter = Counter(b, match)
+        scapy_send(a, frame)
+        time.sleep(0.2)
+        assert counter.packets == 0, name
+
+
+@pytest.mark.parametrize(
+    "profile, open_ports",
+    [
+        ("protected", ()),
+        ("limited", (22, 3389)),
+        ("unprotected", (22, 3389, 80)),
+    ],
+)
+def test_firewall_profiles(vms, profile, open_ports):
+    a, b = vms(), vms()
+    a.up()
+    b.up(profile)
+    for port in (22, 3389, 80):
+        assert tcp_open(a, b, port) == (port in open_ports), (profile, port)
+        assert tcp_open(a, b, port, v6=True) == (port in open_ports), (profile, port, "v6")
+    assert ping(a, b.ip) and ping(a, b.ip6)
+    # DNS replies to the VM's own query pass; an unsolicited "reply" does not.
+    server = a.client.popen(
+        ["socat", "UDP4-RECVFROM:53,reuseaddr", "EXEC:echo answer"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(0.3)
+        reply = b.sh(
+            ["socat", "-T2", "-t2", "STDIO", f"UDP4:{a.ip}:53"], input="query\n", check=False
+        )
+        assert "answer" in reply.stdout
+    finally:
+        server.kill()
+        server.wait()
+    if profile != "unprotected":
+        counter = Counter(b, "udp sport 53 udp dport 5353")
+        scapy_send(
+            a,
+            f"Ether(src='{a.mac}', dst='{b.mac}')"
+            f"/IP(src='{a.ip}', dst='{b.ip}')/UDP(sport=53, dport=5353)",
+        )
+        # the frame reaches eth0's ingress (counted) only if the firewall let it through
+        assert counter.packets == 0
+
+
+def test_switching_profiles_leaves_no_old_rules(vms):
+    a, b = vms(), vms()
+    a.up()
+    b.up("limited")
+    assert tcp_open(a, b, 22)
+    b.up("protected")
+    assert not tcp_open(a, b, 22)
+    assert "dport 22" not in node_sh(f"iptables -S snf-{b.client.tap}")
+    b.up()
+    assert tcp_open(a, b, 80)
+    assert f"snf-{b.client.tap}" not in node_sh("iptables -S; ip6tables -S")
+
+
+def test_up_twice_equals_up_once_and_down_leaves_nothing(vms):
+    a = vms()
+    before = snapshot(a.client.tap)
+    assert before.strip() == ""
+    a.up("limited")
+    once = snapshot(a.client.tap)
+    a.up("limited")
+    assert snapshot(a.client.tap) == once
+    assert node_sh("iptables -S snf-network").count(f"-j snf-{a.client.tap}") == 1
+    a.down()
+    assert snapshot(a.client.tap).strip() == ""
+    a.down()  # down twice is harmless
