@@ -6,7 +6,19 @@ import os
 import subprocess
 import time
 
-from labkit import cluster, debs, guest, health, host, net, nodes, rabbit, services, settings
+from labkit import (
+    cluster,
+    debs,
+    guest,
+    health,
+    host,
+    net,
+    nodes,
+    rabbit,
+    services,
+    settings,
+    suiteconf,
+)
 from labkit.progress import say, step
 from labkit.sh import LabError, in_node, on_master
 from labkit.teardown import end_lab_processes, teardown
@@ -36,21 +48,6 @@ def build_and_install() -> bool:
         if not installed:
             say("    already installed: this build")
     return installed
-
-
-def configure_suite() -> bool:
-    """Point the suite's daemons at the lab's broker; True when a setting changed."""
-    text = (
-        "# ganeti-ext lab: the lab's RabbitMQ, reachable from every lab node\n"
-        f"[amqp]\nurls = {rabbit.node_url()}\n\n[eventd]\n"
-    )
-    conf = settings.EVENTD_CONF
-    if conf.exists() and conf.read_text() == text:
-        return False
-    conf.parent.mkdir(parents=True, exist_ok=True)
-    conf.write_text(text)
-    conf.chmod(0o640)
-    return True
 
 
 def ensure_services(restart: bool) -> None:
@@ -141,7 +138,7 @@ def up(wanted_nodes: int | None) -> None:
     with step("the suite's OS and ExtStorage provider are valid"):
         check_suite_recognised()
     with step(f"daemons from their systemd units: {', '.join(settings.LAB_SERVICES)}"):
-        ensure_services(restart=configure_suite() or new_build)
+        ensure_services(restart=suiteconf.configure() or new_build)
     say(f"lab is up: {wanted} node(s), cluster {settings.CLUSTER_NAME}")
 
 

@@ -54,11 +54,11 @@ class Lab:
     def submit(self, *argv: str) -> str:
         """Submit a gnt-* command as a job (--submit) and return its job id."""
         proc = self.gnt(*argv[:2], "--submit", *argv[2:])
-        # gnt-* prints "JobID: N" on stderr, amid other lines for some commands.
-        found = re.search(r"JobID: (\d+)", proc.stdout + proc.stderr)
+        # gnt-* prints "JobID: N" on stderr, or "N: <name>" for instance commands.
+        found = re.search(r"JobID: (\d+)|^(\d+): ", proc.stdout + proc.stderr, re.MULTILINE)
         if not found:
             raise LabError(f"no job id in the output of {argv[:2]}: {proc.stdout}{proc.stderr}")
-        return found.group(1)
+        return found.group(1) or found.group(2)
 
     def instances(self) -> list[dict[str, str]]:
         return cluster.instances()

@@ -45,15 +45,16 @@ def _copy_tree_skeleton(source: str, target: Path) -> None:
 
 
 def private_mounts(node: Node) -> list[str]:
-    """The host paths a secondary node sees privately (those that exist)."""
-    local = [path for path in settings.NODE_LOCAL_STATE_DIRS if os.path.isdir(path)]
-    return [*settings.NODE_PRIVATE_DIRS, *local]
+    """The host paths a secondary node sees privately."""
+    return [*settings.NODE_PRIVATE_DIRS, *settings.NODE_LOCAL_STATE_DIRS]
 
 
 def _prepare_private_dirs(node: Node) -> None:
     for path in settings.NODE_LOCAL_STATE_DIRS:
+        # The mount point must exist even where a daemon creates its dir only at start.
+        os.makedirs(path, exist_ok=True)
         private = private_dir(node, path)
-        if os.path.isdir(path) and not private.exists():
+        if not private.exists():
             _copy_tree_skeleton(path, private)
     for path in settings.NODE_PRIVATE_DIRS:
         private = private_dir(node, path)

@@ -66,6 +66,8 @@ NODE_LOCAL_STATE_DIRS = (
     "/var/lib/snf-ganeti-eventd",
     "/var/log/ganeti-ext",
     "/var/lib/nfdhcpd",
+    "/var/log/nfdhcpd",
+    "/run/nfdhcpd",
     "/var/lib/snf-network",
 )
 
@@ -115,7 +117,6 @@ AMQP_PASSWORD_FILE = STATE_DIR / "amqp-password"
 
 # The suite's daemons the lab runs on every node, from their systemd units.
 LAB_SERVICES = ("snf-ganeti-eventd", "nfdhcpd")
-EVENTD_CONF = Path("/etc/ganeti-ext/eventd.conf")
 
 DEMO_INSTANCE = "snf-demo1"
 GUEST_MEMORY_MB = 128

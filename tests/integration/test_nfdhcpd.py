@@ -18,7 +18,7 @@ import pytest
 from instances import add_instance
 
 from ganeti_ext.bindings import Binding, eui64_address, read_binding, remove_binding, write_binding
-from labkit import services, settings
+from labkit import services, settings, suiteconf
 from labkit.clients import Client
 
 STATE_DIR = Path("/var/lib/nfdhcpd")
@@ -27,19 +27,7 @@ SUBNET = ipaddress.IPv4Network("198.51.100.0/24")
 GATEWAY = ipaddress.IPv4Address("198.51.100.1")
 SUBNET6 = ipaddress.IPv6Network("2001:db8:100::/64")
 GATEWAY6 = ipaddress.IPv6Address("2001:db8:100::1")
-DNS4 = "198.51.100.53"
-DNS6 = "2001:db8:100::53"
-DOMAIN = "lab.test"
-LAB_CONF = f"""\
-# ganeti-ext lab (tests/integration/test_nfdhcpd.py): DNS settings to check in answers
-[general]
-[dhcp]
-nameservers = {DNS4}
-domain = {DOMAIN}
-[ipv6]
-nameservers = {DNS6}
-domains = {DOMAIN}
-"""
+DNS4, DNS6, DOMAIN = suiteconf.DNS4, suiteconf.DNS6, suiteconf.DOMAIN
 UDHCPC_SCRIPT = """#!/bin/sh
 echo "EVENT $1 ip=$ip mask=$mask router=$router dns=$dns mtu=$mtu domain=$domain \
 hostname=$hostname serverid=$serverid"
@@ -52,10 +40,10 @@ def nfdhcpd(lab, tmp_path_factory):
     """The master's nfdhcpd, running with the lab's DNS settings."""
     if services.unit_file("nfdhcpd") is None:
         pytest.fail("the nfdhcpd package is not installed in the lab")
-    if not CONF.exists() or CONF.read_text() != LAB_CONF:
-        CONF.write_text(LAB_CONF)
-        services.stop("nfdhcpd", settings.MASTER)
-    pid = services.start("nfdhcpd", settings.MASTER)
+    # The lab configures it (labkit/suiteconf.py) and starts it from its unit.
+    assert CONF.read_text() == suiteconf.nfdhcpd_conf()
+    pid = services.running("nfdhcpd", settings.MASTER)
+    assert pid, "nfdhcpd runs in the lab"
     script = tmp_path_factory.mktemp("nfdhcpd") / "udhcpc-script"
     script.write_text(UDHCPC_SCRIPT)
     script.chmod(0o755)
