@@ -299,6 +299,8 @@ def write_binding(directory: str | os.PathLike[str], b: Binding) -> Path:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
         try:
+            # Readable by nfdhcpd, which drops root; Ganeti runs NIC scripts with umask 077.
+            os.fchmod(fd, 0o644)
             os.write(fd, data)
             os.fsync(fd)
         finally:

@@ -63,8 +63,7 @@ def ensure_services(restart: bool) -> None:
 
 def _bring_up_master() -> None:
     master = settings.MASTER
-    with step("guest kernel and initramfs"):
-        kernel, initrd = guest.ensure_assets()
+    kernel, initrd = guest.assets()
     from labkit import hostguard
 
     hostguard.record()
@@ -116,6 +115,8 @@ def _pids_of(netns: str) -> list[int]:
 def up(wanted_nodes: int | None) -> None:
     prepare_host()
     new_build = build_and_install()
+    with step("guest kernel and initramfs"):
+        guest.ensure_assets()
     state = health.assess()
     # A rebuilt lab keeps the size it had, unless asked otherwise.
     wanted = wanted_nodes or max(state.nodes, 1)

@@ -172,6 +172,15 @@ def test_slaac_router_and_neighbour_answers(nfdhcpd, client):
         time.sleep(0.5)
     assert expected in c.ip("-6", "addr", "show", "eth0")
     assert "default via fe80::" in routes and "mtu 1400" in routes, routes
+    # rdisc6 decodes the whole RA, DNS options included. It must not solicit before
+    # duplicate address detection is over: with a tentative link-local source its RS
+    # fails ("Cannot assign requested address") and it prints nothing.
+    wait_link_local(c)
+    ra = c.run(["rdisc6", "-1", "-w", "2000", "eth0"], check=False).stdout
+    assert f"Prefix                   : {SUBNET6}" in ra, ra
+    assert f"Recursive DNS server     : {DNS6}" in ra, ra
+    assert f"DNS search list          : {DOMAIN}" in ra, ra
+    assert "MTU                      :         1400" in ra, ra
     na = c.run(["ndisc6", "-1", "-w", "1000", str(GATEWAY6), "eth0"], check=False).stdout
     assert "Target link-layer address" in na, na
 
@@ -254,13 +263,8 @@ def test_kvm_guest_gets_its_lease_from_nfdhcpd(lab, nfdhcpd, instance_name):
             ),
         )
     try:
-        out = lab.wait_console(
-            name,
-            "udhcpc -i eth0 -s /etc/udhcpc.script -t 3 -T 2 -n -q >/dev/null 2>&1;"
-            " ip -4 -o addr show dev eth0",
-            f"inet {ip}/24",
-            timeout=180,
-        )
+        # The guest's init asks for a lease at boot (labkit/guest-root/init).
+        out = lab.wait_console(name, "ip -4 -o addr show dev eth0", f"inet {ip}/24", timeout=180)
         assert f"inet {ip}/24" in out
     finally:
         if existing is None:

@@ -143,3 +143,13 @@ def test_read_rejects_binary_and_huge(tmp_path):
 )
 def test_is_binding_name(name, ok):
     assert is_binding_name(name) is ok
+
+
+def test_written_binding_is_world_readable_whatever_the_umask(tmp_path):
+    # Ganeti runs NIC scripts with umask 077; nfdhcpd reads bindings as an unprivileged user.
+    old = os.umask(0o077)
+    try:
+        path = write_binding(tmp_path, Binding(tap="tap9", mac="aa:00:01:00:00:09", hostname="vm9"))
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
