@@ -230,13 +230,27 @@ def _ensure_demo_instance() -> str:
     return "".join(line for line in out.splitlines(keepends=True) if name in line)
 
 
+def _demo_lease() -> str:
+    from labkit.handle import Lab
+
+    name = settings.DEMO_INSTANCE
+    ip = cluster.gnt("gnt-instance", "list", "--no-headers", "-o", "nic.ip/0", name).stdout.strip()
+    out = Lab(nodes=1).wait_console(name, "ip -4 -o addr show dev eth0", f"inet {ip}/", timeout=180)
+    line = next(line for line in out.splitlines() if f"inet {ip}/" in line)
+    address = line.split("inet ", 1)[1].split()[0]
+    return f"eth0 has {address}, leased by nfdhcpd from the binding snf-network wrote"
+
+
 def demo(wanted_nodes: int | None) -> None:
     up(wanted_nodes)
     with step(f"demo instance {settings.DEMO_INSTANCE} (KVM under TCG, ext disk on archipelago)"):
         stream = _ensure_demo_instance()
+    with step(f"{settings.DEMO_INSTANCE} gets its address from nfdhcpd (DHCP over NFQUEUE)"):
+        lease = _demo_lease()
     if stream:
         print("\nWhat the cloud layer received over AMQP meanwhile (snf-events tail):")
         print(stream, end="")
+    print(f"\nInside the guest (serial console): {lease}")
     print(DEMO_SUMMARY.format(inst=settings.DEMO_INSTANCE), end="")
     print(
         on_master(
@@ -253,7 +267,11 @@ What was done:
   - network net1 (198.51.100.0/24, 2001:db8:100::/64, tag nfdhcpd) on bridge br0;
   - RabbitMQ on the namespace's loopback; a RAPI user for tests;
   - the suite's packages built from this tree and installed with apt;
-  - instance {inst}: snf-image OS on an archipelago ExtStorage disk.
+  - the suite's daemons started from their systemd units on every node
+    (snf-ganeti-eventd, nfdhcpd);
+  - instance {inst}: snf-image OS on an archipelago ExtStorage disk; its NIC set up
+    by snf-network (anti-spoofing, firewall profile `protected` from the instance tag
+    synnefo:network:0:protected, a binding for nfdhcpd).
 
 Look around:
   ./lab status
@@ -263,6 +281,7 @@ Look around:
   ./lab exec -- gnt-instance info {inst}
   ./lab exec -- socat - UNIX-CONNECT:/run/ganeti/kvm-hypervisor/ctrl/{inst}.serial
   ./lab exec -- snf-events tail --url amqp://guest:guest@127.0.0.1:5672//
+  ./lab exec -- iptables -S; ./lab exec -- nft list ruleset; ls /var/lib/nfdhcpd
   ./lab down
 
 """
