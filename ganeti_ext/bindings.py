@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ganeti_ext.errors import GanetiExtError
+from ganeti_ext.fsutil import atomic_write
 
 KEYS = (
     "INDEV",
@@ -292,36 +293,9 @@ def write_binding(directory: str | os.PathLike[str], b: Binding) -> Path:
     so a reader sees the old file or the new one, never a partial one (the daemon acts
     on IN_CLOSE_WRITE/IN_MOVED_TO).
     """
-    directory = Path(directory)
-    final = directory / b.tap
-    tmp = directory / f".{b.tap}.{os.getpid()}.tmp"
-    data = format_binding(b).encode("utf-8")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        try:
-            # Readable by nfdhcpd, which drops root; Ganeti runs NIC scripts with umask 077.
-            os.fchmod(fd, 0o644)
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, final)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:
-        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return final
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+    final = Path(directory) / b.tap
+    # 0644: nfdhcpd reads bindings after dropping root; they hold no secrets.
+    atomic_write(final, format_binding(b).encode("utf-8"), mode=0o644)
     return final
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ganeti_ext.errors import GanetiExtError
+from ganeti_ext.fsutil import atomic_write, sync_directory
 
 SUFFIX = ".msg"
 BAD_DIR = "bad"
@@ -111,24 +112,14 @@ class Spool:
 
     def put(self, message: OutgoingMessage) -> Path:
         """Store `message` durably and return its file; safe from many processes at once."""
-        data = encode(message)
-        name = _next_name()
+        return self._store(_next_name(), encode(message))
+
+    def _store(self, name: str, data: bytes) -> Path:
+        """One durable file of this spool (SpoolError naming the directory on failure)."""
+        final = self.directory / name
         try:
             self.directory.mkdir(mode=0o750, parents=True, exist_ok=True)
-            final = self.directory / name
-            temporary = self.directory / f".{name}.tmp"
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                if self._fsync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(temporary, final)
-            if self._fsync:
-                self._sync_directory()
+            atomic_write(final, data, mode=0o640, fsync=self._fsync)
         except OSError as err:
             raise SpoolError(f"cannot write to spool {self.directory}: {err.strerror}") from None
         return final
@@ -200,11 +191,7 @@ class Spool:
         return len(self.pending())
 
     def _sync_directory(self) -> None:
-        fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        sync_directory(self.directory)
 
 
 def _syncfs(directory: Path) -> None:

@@ -59,25 +59,7 @@ class Outbox(Spool):
             return [self.put(messages[0])]
         data = b"".join(encode(message) + b"\n" for message in messages)
         name = _next_name()[: -len(SUFFIX)] + BATCH_SUFFIX
-        try:
-            self.directory.mkdir(mode=0o750, parents=True, exist_ok=True)
-            final = self.directory / name
-            temporary = self.directory / f".{name}.tmp"
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                if self._fsync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(temporary, final)
-            if self._fsync:
-                self._sync_directory()
-        except OSError as err:
-            raise SpoolError(f"cannot write to spool {self.directory}: {err.strerror}") from None
-        return [final]
+        return [self._store(name, data)]
 
     def pending(self) -> list[Path]:
         """Message and batch files, oldest first; anything else is ignored."""
