@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ganeti_ext.errors import CommandError, GanetiExtError
-from ganeti_ext.network import iptrules
+from ganeti_ext.network import iptrules, nftrules
 from ganeti_ext.runner import DEFAULT_RUNNER, CompletedCommand, Runner
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,10 @@ class Host:
     def nft(self, batch: str) -> None:
         self.run(["nft", "-f", "-"], input=batch)
 
+    def nft_chains(self) -> nftrules.Chains:
+        """The chains of our nft tables (cheap: no rules are fetched)."""
+        return nftrules.parse_chains(self.run(["nft", "list", "chains"]).stdout_text)
+
     def dispatch(self, family: int) -> iptrules.Dispatch:
         result = self.run([IPTABLES[family][0], "-w", "-S", iptrules.DISPATCH], check=False)
         if result.returncode != 0:
@@ -105,9 +109,13 @@ class Host:
     def iptables_restore(self, family: int, batch: str) -> None:
         self.run([IPTABLES[family][1], "-w", "--noflush"], input=batch)
 
-    def ip_batch(self, lines: list[str], *, force: bool = False) -> CompletedCommand:
-        argv = ["ip", "-force", "-batch", "-"] if force else ["ip", "-batch", "-"]
-        return self.run(argv, input="\n".join(lines) + "\n", check=not force)
+    def ip_batch(
+        self, lines: list[str], *, force: bool = False, family: int | None = None
+    ) -> CompletedCommand:
+        """`ip -batch`; `force` goes on past failures (and never raises), `family` 6 makes
+        family-less commands such as `rule` apply to IPv6."""
+        argv = ["ip"] + (["-6"] if family == 6 else []) + (["-force"] if force else [])
+        return self.run([*argv, "-batch", "-"], input="\n".join(lines) + "\n", check=not force)
 
     # -- kernel state -------------------------------------------------------------------
     def sysctl(self, values: dict[str, str]) -> None:

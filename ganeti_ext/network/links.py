@@ -62,21 +62,36 @@ def routed_setup(plan: NicPlan, uplinks: tuple[str, ...]) -> RoutedSetup:
     )
 
 
-def routed_up_lines(plan: NicPlan, setup: RoutedSetup, tap_mac: str) -> list[str]:
-    lines = [f"link set dev {plan.tap} address {tap_mac} up"]
+def rule_line(action: str, tap: str, table: str) -> str:
+    """The policy rule sending what the VM sends into the network's table (`add`/`del`).
+
+    `ip rule` is per family and `ip -batch` takes no -6 per line, so the same line runs
+    once in `ip -batch` and once in `ip -6 -batch` (see Host.ip_batch).
+    """
+    return f"rule {action} iif {tap} table {table}"
+
+
+def rule_families(setup: RoutedSetup) -> tuple[int, ...]:
+    return tuple(sorted({6 if ":" in route else 4 for route in setup.routes}))
+
+
+def routed_up_lines(
+    plan: NicPlan, setup: RoutedSetup, tap_mac: str, mtu: int | None = None
+) -> list[str]:
+    """The tap, its host routes and proxy entries; the rules go separately (rule_line)."""
+    lines = [f"link set dev {plan.tap} address {tap_mac}{f' mtu {mtu}' if mtu else ''} up"]
     lines += [
         f"route replace {r} dev {plan.tap} table {setup.table} proto static" for r in setup.routes
     ]
-    lines.append(f"rule add iif {plan.tap} table {setup.table}")
     lines += [f"neigh replace proxy {a} dev {plan.tap}" for a in setup.tap_proxies]
     lines += [f"neigh replace proxy {a} dev {dev}" for a, dev in setup.uplink_proxies]
     return lines
 
 
 def routed_down_lines(tap: str, setup: RoutedSetup) -> list[str]:
-    """Undo routed_up_lines; run with -force (what vanished with the tap is fine)."""
+    """Undo routed_up_lines; run with -force (what vanished with the tap is fine).
+    The rules are removed by name, for both families (rule_line)."""
     lines = [f"route del {r} dev {tap} table {setup.table}" for r in setup.routes]
-    lines.append(f"rule del iif {tap} table {setup.table}")
     lines += [f"neigh del proxy {a} dev {tap}" for a in setup.tap_proxies]
     lines += [f"neigh del proxy {a} dev {dev}" for a, dev in setup.uplink_proxies]
     return lines

@@ -92,65 +92,122 @@ def private_filter_rules(plan: NicPlan, mac_mask: str) -> list[str]:
     return [f"ether saddr & {mac_mask} != {masked} drop"]
 
 
-def _skeleton() -> list[str]:
+Chains = frozenset[tuple[str, str]]  # (family, chain) of our tables, as listed
+
+
+def parse_chains(output: str) -> Chains:
+    """`nft list chains` output -> the (family, chain) pairs of the snf_network tables.
+
+    Listing chains is cheap whatever the rule count; anything that needs the rules
+    (`flush chain`, `add rule` to an existing chain) makes nft fetch every rule of every
+    table first, which grows with the NIC count. Knowing what exists lets the common
+    case (a fresh tap) skip all of that.
+    """
+    found: set[tuple[str, str]] = set()
+    family = None
+    for line in output.splitlines():
+        words = line.split()
+        if len(words) >= 3 and words[0] == "table":
+            family = words[1] if words[2] == TABLE else None
+        elif family and len(words) >= 2 and words[0] == "chain":
+            found.add((family, words[1]))
+    return frozenset(found)
+
+
+def _skeleton(existing: Chains | None) -> list[str]:
+    lines = [f"add table netdev {TABLE}", f"add table bridge {TABLE}"]
+    if existing is not None and ("bridge", "dispatch") in existing:
+        return lines
     return [
-        f"add table netdev {TABLE}",
-        f"add table bridge {TABLE}",
+        *lines,
         f"add map bridge {TABLE} {TO_VM_MAP} {{ type ifname : verdict; }}",
         f"add chain bridge {TABLE} dispatch"
         f" {{ type filter hook forward priority {PRIORITY}; policy accept; }}",
-        # Re-made in every transaction, so it exists exactly once without reading first.
+        # Re-made whenever it may be missing, so it exists exactly once.
         f"flush chain bridge {TABLE} dispatch",
         f"add rule bridge {TABLE} dispatch oifname vmap @{TO_VM_MAP}",
     ]
 
 
+def _ingress_hook(tap: str) -> str:
+    return f'type filter hook ingress device "{tap}" priority {PRIORITY}; policy accept;'
+
+
 def _ingress_chain_decl(tap: str) -> str:
-    return (
-        f"add chain netdev {TABLE} {ingress_chain(tap)}"
-        f' {{ type filter hook ingress device "{tap}" priority {PRIORITY}; policy accept; }}'
-    )
+    return f"add chain netdev {TABLE} {ingress_chain(tap)} {{ {_ingress_hook(tap)} }}"
 
 
-def up_batch(plan: NicPlan, mac_mask: str) -> str:
-    """One atomic nft transaction that (re)makes the tap's chains (idempotent)."""
+def _chain_block(family: str, chain: str, head: str, rules: list[str]) -> str:
+    """A chain and its rules in nft's block syntax: creating it this way needs no rule
+    cache (only for a chain that does not exist yet: it would append)."""
+    body = "".join(f"\n    {rule}" for rule in [head, *rules] if rule)
+    return f"table {family} {TABLE} {{\n  chain {chain} {{{body}\n  }}\n}}"
+
+
+def up_batch(plan: NicPlan, mac_mask: str, existing: Chains | None = None) -> str:
+    """One atomic nft transaction that (re)makes the tap's chains (idempotent).
+
+    `existing` is what parse_chains found; None means unknown (everything is re-made
+    the slow, always-safe way).
+    """
     tap = plan.tap
-    lines = _skeleton()
-    lines.append(_ingress_chain_decl(tap))
-    lines.append(f"flush chain netdev {TABLE} {ingress_chain(tap)}")
-    lines += [
-        f"add rule netdev {TABLE} {ingress_chain(tap)} {rule}" for rule in antispoof_rules(plan)
-    ]
-    # The map element and the egress chain: add-then-delete is "delete if present" in a
-    # single transaction, so a NIC that left a private-filtered network loses them.
-    element = f'{TO_VM_MAP} {{ "{tap}" : jump {egress_chain(tap)} }}'
-    lines.append(f"add chain bridge {TABLE} {egress_chain(tap)}")
-    lines.append(f"add element bridge {TABLE} {element}")
-    egress = private_filter_rules(plan, mac_mask)
-    if egress:
-        lines.append(f"flush chain bridge {TABLE} {egress_chain(tap)}")
-        lines += [f"add rule bridge {TABLE} {egress_chain(tap)} {rule}" for rule in egress]
+    ingress, egress_name = ingress_chain(tap), egress_chain(tap)
+    lines = _skeleton(existing)
+    rules = antispoof_rules(plan)
+    if existing is not None and ("netdev", ingress) not in existing:
+        lines.append(_chain_block("netdev", ingress, _ingress_hook(tap), rules))
     else:
-        lines.append(f"delete element bridge {TABLE} {element}")
-        lines.append(f"delete chain bridge {TABLE} {egress_chain(tap)}")
+        lines.append(_ingress_chain_decl(tap))
+        lines.append(f"flush chain netdev {TABLE} {ingress}")
+        lines += [f"add rule netdev {TABLE} {ingress} {rule}" for rule in rules]
+    # The map element and the egress chain exist only on private-filtered networks; a
+    # NIC that left one loses them.
+    element = f'{TO_VM_MAP} {{ "{tap}" : jump {egress_name} }}'
+    egress = private_filter_rules(plan, mac_mask)
+    had_egress = existing is None or ("bridge", egress_name) in existing
+    if egress:
+        if had_egress:
+            lines.append(f"add chain bridge {TABLE} {egress_name}")
+            lines.append(f"flush chain bridge {TABLE} {egress_name}")
+            lines += [f"add rule bridge {TABLE} {egress_name} {rule}" for rule in egress]
+        else:
+            lines.append(_chain_block("bridge", egress_name, "", egress))
+        lines.append(f"add element bridge {TABLE} {element}")
+    elif had_egress:
+        lines += _drop_egress(tap)
     return "\n".join(lines) + "\n"
 
 
-def down_batch(tap: str, *, with_ingress: bool = True) -> str:
-    """One atomic nft transaction removing the tap's chains, present or not.
-
-    `with_ingress=False` leaves out the netdev chain: kernels before 6.x release it
-    themselves when the tap goes away and refuse to re-declare it for a missing device.
-    """
+def _drop_egress(tap: str) -> list[str]:
+    """Delete the egress chain and its map element, present or not (add-then-delete is
+    "delete if present" in one transaction)."""
     element = f'{TO_VM_MAP} {{ "{tap}" : jump {egress_chain(tap)} }}'
-    lines = _skeleton()
-    if with_ingress:
-        lines.append(_ingress_chain_decl(tap))
-        lines.append(f"delete chain netdev {TABLE} {ingress_chain(tap)}")
-    lines += [
+    return [
         f"add chain bridge {TABLE} {egress_chain(tap)}",
         f"add element bridge {TABLE} {element}",
         f"delete element bridge {TABLE} {element}",
         f"delete chain bridge {TABLE} {egress_chain(tap)}",
     ]
+
+
+def down_batch(tap: str, *, with_ingress: bool = True, existing: Chains | None = None) -> str:
+    """One atomic nft transaction removing the tap's chains (deleting a chain deletes
+    its rules). With `existing`, only what is there; without, "present or not".
+
+    `with_ingress=False` leaves out the netdev chain: kernels before 6.x release it
+    themselves when the tap goes away and refuse to re-declare it for a missing device.
+    """
+    lines = [f"add table netdev {TABLE}", f"add table bridge {TABLE}"]
+    if existing is None:
+        lines = _skeleton(None)
+        if with_ingress:
+            lines.append(_ingress_chain_decl(tap))
+            lines.append(f"delete chain netdev {TABLE} {ingress_chain(tap)}")
+        lines += _drop_egress(tap)
+        return "\n".join(lines) + "\n"
+    if ("netdev", ingress_chain(tap)) in existing:
+        lines.append(f"delete chain netdev {TABLE} {ingress_chain(tap)}")
+    if ("bridge", egress_chain(tap)) in existing:
+        lines.append(f'delete element bridge {TABLE} {TO_VM_MAP} {{ "{tap}" }}')
+        lines.append(f"delete chain bridge {TABLE} {egress_chain(tap)}")
     return "\n".join(lines) + "\n"

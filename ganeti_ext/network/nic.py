@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ganeti_ext import bindings
 from ganeti_ext.environ import nic as nic_env
-from ganeti_ext.errors import CommandError, ValidationError
+from ganeti_ext.errors import ValidationError
 from ganeti_ext.network import announce, iptrules, links, nftrules, state
 from ganeti_ext.network.host import Host
 from ganeti_ext.network.plan import NicPlan, plan_nic
@@ -52,13 +52,17 @@ def up(env: Mapping[str, str], ctx: Context) -> NicPlan:
         old = state.load(ctx.settings.state_dir, plan.tap)
         if old is not None and old.routed is not None:
             # The tap name may have been reused, or the NIC changed: drop the old routes.
-            host.ip_batch(links.routed_down_lines(plan.tap, old.routed), force=True)
-        host.retried(lambda: host.nft(nftrules.up_batch(plan, ctx.settings.mac_mask)), "nft")
+            _routed_down(host, plan.tap, old.routed)
+        host.retried(
+            lambda: host.nft(nftrules.up_batch(plan, ctx.settings.mac_mask, host.nft_chains())),
+            "nft",
+        )
         for family in iptrules.FAMILIES:
             host.retried(lambda family=family: _iptables_up(host, plan, family), "iptables")
         if plan.firewalled and plan.mode == "bridged":
             _ensure_bridge_netfilter(host)
         routed = None
+        mtu: int | None = None
         if plan.mode == "bridged":
             mtu = int(host.link_attr(str(plan.link), "mtu"))
             mac = host.link_attr(plan.tap, "address")
@@ -67,13 +71,22 @@ def up(env: Mapping[str, str], ctx: Context) -> NicPlan:
             uplinks = _uplinks(host, str(plan.link))
             routed = links.routed_setup(plan, uplinks)
             host.sysctl(links.routed_sysctls(plan.tap, uplinks))
-            host.ip_batch([f"rule del iif {plan.tap} table {routed.table}"], force=True)
-            host.ip_batch(links.routed_up_lines(plan, routed, ctx.settings.tap_constant_mac))
+            # The VM's MTU is the uplink's (the smallest, with several); a tap bigger
+            # than what it is routed to would only make the host fragment.
+            mtus = [int(host.link_attr(uplink, "mtu")) for uplink in uplinks]
+            mtu = min(mtus) if mtus else int(host.link_attr(plan.tap, "mtu"))
+            for family in (4, 6):  # `ip rule add` appends duplicates: delete first
+                host.ip_batch(
+                    [links.rule_line("del", plan.tap, routed.table)], force=True, family=family
+                )
+            host.ip_batch(links.routed_up_lines(plan, routed, ctx.settings.tap_constant_mac, mtu))
+            for family in links.rule_families(routed):
+                host.ip_batch([links.rule_line("add", plan.tap, routed.table)], family=family)
         else:
             for argv in links.ovs_commands(plan):
                 host.run(argv)
         if plan.nfdhcpd:
-            bindings.write_binding(ctx.settings.nfdhcpd_state_dir, _binding(plan))
+            bindings.write_binding(ctx.settings.nfdhcpd_state_dir, _binding(plan, mtu))
         elif old is not None and old.binding:
             bindings.remove_binding(ctx.settings.nfdhcpd_state_dir, plan.tap)
         state.save(
@@ -107,15 +120,11 @@ def down(tap: str, ctx: Context) -> None:
     host = ctx.host
     with host.locked():
         old = state.load(ctx.settings.state_dir, tap)
-        try:
-            host.nft(nftrules.down_batch(tap))
-        except CommandError:
-            # Older kernels drop a netdev chain with its device and refuse to name it again.
-            host.retried(lambda: host.nft(nftrules.down_batch(tap, with_ingress=False)), "nft")
+        host.retried(lambda: host.nft(nftrules.down_batch(tap, existing=host.nft_chains())), "nft")
         for family in iptrules.FAMILIES:
             host.retried(lambda family=family: _iptables_down(host, tap, family), "iptables")
         if old is not None and old.routed is not None:
-            host.ip_batch(links.routed_down_lines(tap, old.routed), force=True)
+            _routed_down(host, tap, old.routed)
         bindings.remove_binding(ctx.settings.nfdhcpd_state_dir, tap)
         state.remove(ctx.settings.state_dir, tap)
     log.info("%s down: %s", old.instance if old else "?", tap)
@@ -143,6 +152,12 @@ def reconcile(
         up(env, ctx)
         done.append(tap)
     return done
+
+
+def _routed_down(host: Host, tap: str, setup: links.RoutedSetup) -> None:
+    host.ip_batch(links.routed_down_lines(tap, setup), force=True)
+    for family in (4, 6):
+        host.ip_batch([links.rule_line("del", tap, setup.table)], force=True, family=family)
 
 
 def _iptables_up(host: Host, plan: NicPlan, family: int) -> None:
@@ -180,7 +195,7 @@ def _uplinks(host: Host, table: str) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _binding(plan: NicPlan) -> bindings.Binding:
+def _binding(plan: NicPlan, mtu: int | None) -> bindings.Binding:
     assert plan.mac is not None
     return bindings.Binding(
         tap=plan.tap,
@@ -195,6 +210,7 @@ def _binding(plan: NicPlan) -> bindings.Binding:
         subnet6=plan.subnet6,
         eui64=plan.ipv6,
         private=plan.private_filtered,
+        mtu=mtu,
     )
 
 

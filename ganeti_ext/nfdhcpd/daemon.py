@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ganeti_ext import logsetup
+from ganeti_ext.bindings import Binding
 from ganeti_ext.errors import GanetiExtError
 from ganeti_ext.nfdhcpd.config import Loaded
 from ganeti_ext.nfdhcpd.responder import DROP, Outcome, Responder
@@ -236,8 +237,7 @@ class Daemon:
                 if fd in readers:
                     readers[fd].run(block=False)  # type: ignore[attr-defined]
                 elif fd == inotify.fileno():
-                    if apply_events(self.table, inotify.read(), inotify):
-                        self._table_changed()
+                    self.bindings_changed(inotify.read(), inotify)
                 else:
                     try:
                         wake.recv(4096)
@@ -254,6 +254,25 @@ class Daemon:
                 self.ra_round()
                 next_ra = time.monotonic() + period  # type: ignore[operator]
         log.info("stopping")
+
+    def bindings_changed(self, events: list[tuple[int, str]], inotify: Inotify) -> None:
+        """Apply inotify events; a guest whose binding just appeared (or changed) gets an
+        RA at once rather than at the next periodic round (upstream had it wait up to
+        ra_period, so a guest that solicited before its binding existed went without)."""
+        loaded: list[Binding] = []
+        if not apply_events(self.table, events, inotify, loaded):
+            return
+        self._table_changed()
+        for binding in loaded:
+            self.announce(binding)
+
+    def announce(self, binding: Binding) -> bool:
+        try:
+            ra = self.responder.router_advertisement(binding)
+            return ra is not None and self.sender.send(*ra)
+        except Exception:
+            log.exception("RA for new binding %s failed", binding.tap)
+            return False
 
     def _table_changed(self) -> None:
         self.devices.names.clear()

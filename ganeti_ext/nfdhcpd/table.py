@@ -175,8 +175,14 @@ class Inotify:
         os.close(self.fd)
 
 
-def apply_events(table: BindingTable, events: list[tuple[int, str]], inotify: Inotify) -> bool:
-    """Apply inotify events to the table; True if anything changed."""
+def apply_events(
+    table: BindingTable,
+    events: list[tuple[int, str]],
+    inotify: Inotify,
+    loaded: list[Binding] | None = None,
+) -> bool:
+    """Apply inotify events to the table; True if anything changed. Bindings (re)read
+    from a written file are appended to `loaded` (not those of a full rescan)."""
     if not events:
         return False
     if any(
@@ -197,6 +203,8 @@ def apply_events(table: BindingTable, events: list[tuple[int, str]], inotify: In
             binding = table.load(name)
             if binding is not None:
                 log.info("binding %s: mac=%s ip=%s", name, binding.mac, binding.ip)
+                if loaded is not None:
+                    loaded.append(binding)
         elif mask & (IN_DELETE | IN_MOVED_FROM) and table.remove(name) is not None:
             log.info("binding %s removed", name)
     return True

@@ -260,9 +260,10 @@ def test_routed_setup_and_undo():
     assert ("198.51.100.3", "eth1") in setup.uplink_proxies
     up = links.routed_up_lines(got, setup, "cc:47:52:4e:45:54")
     assert up[0] == "link set dev tap0 address cc:47:52:4e:45:54 up"
-    assert "rule add iif tap0 table 100" in up
+    assert not any(line.startswith("rule") for line in up)
+    assert links.rule_line("add", "tap0", setup.table) == "rule add iif tap0 table 100"
+    assert links.rule_families(setup) == (4, 6)
     down = links.routed_down_lines("tap0", setup)
-    assert "rule del iif tap0 table 100" in down
     assert f"neigh del proxy {EUI64} dev eth1" in down
     assert links.routed_sysctls("tap0", ("eth1",))["net/ipv4/conf/tap0/proxy_arp"] == "1"
 
@@ -294,3 +295,62 @@ def test_unsolicited_na_checksum_verifies():
     pseudo = ipv6[8:40] + struct.pack("!I3xB", len(body), 58)
     assert announce._checksum(pseudo + body) == 0
     assert body[0] == 136 and body[8:24] == address.packed
+
+
+# `nft list chains` as nft 1.0.6 prints it, with another component's table beside ours.
+LISTED_CHAINS = """\
+table netdev snf_network {
+\tchain from_tap3 {
+\t\ttype filter hook ingress device "tap3" priority -150; policy accept;
+\t}
+}
+table bridge snf_network {
+\tchain dispatch {
+\t\ttype filter hook forward priority -150; policy accept;
+\t}
+\tchain to_tap3 {
+\t}
+}
+table ip filter {
+\tchain from_tap0 {
+\t}
+}
+"""
+
+
+def test_parse_chains_keeps_only_our_tables():
+    assert nftrules.parse_chains(LISTED_CHAINS) == {
+        ("netdev", "from_tap3"),
+        ("bridge", "dispatch"),
+        ("bridge", "to_tap3"),
+    }
+
+
+def test_up_of_a_fresh_tap_needs_no_rule_cache():
+    """No flush and no `add rule`: nft then never fetches the other taps' rules."""
+    batch = nftrules.up_batch(plan(), "ff:ff:f0:00:00:00", nftrules.parse_chains(LISTED_CHAINS))
+    assert "flush" not in batch and "add rule" not in batch and "delete" not in batch
+    assert "chain from_tap0 {" in batch
+    assert "ether saddr != aa:00:01:9b:9f:65 drop" in batch
+
+
+def test_up_of_a_known_tap_replaces_its_rules_and_drops_a_stale_egress_chain():
+    listed = nftrules.parse_chains(LISTED_CHAINS.replace("tap3", "tap0"))
+    batch = nftrules.up_batch(plan(), "ff:ff:f0:00:00:00", listed)
+    assert "flush chain netdev snf_network from_tap0" in batch
+    assert "delete chain bridge snf_network to_tap0" in batch
+    assert "flush chain bridge snf_network dispatch" not in batch  # the skeleton is there
+
+
+def test_first_up_on_a_node_makes_the_skeleton():
+    batch = nftrules.up_batch(plan(), "ff:ff:f0:00:00:00", frozenset())
+    assert "add rule bridge snf_network dispatch oifname vmap @to_vm" in batch
+
+
+def test_down_with_a_listing_deletes_only_what_exists():
+    listed = nftrules.parse_chains(LISTED_CHAINS)
+    batch = nftrules.down_batch("tap3", existing=listed)
+    assert "delete chain netdev snf_network from_tap3" in batch
+    assert 'delete element bridge snf_network to_vm { "tap3" }' in batch
+    assert "delete chain bridge snf_network to_tap3" in batch
+    assert "delete" not in nftrules.down_batch("tap9", existing=listed)
