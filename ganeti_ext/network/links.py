@@ -75,11 +75,19 @@ def rule_families(setup: RoutedSetup) -> tuple[int, ...]:
     return tuple(sorted({6 if ":" in route else 4 for route in setup.routes}))
 
 
+def routed_tap_line(plan: NicPlan, tap_mac: str, mtu: int | None = None) -> str:
+    """The routed tap up with the constant MAC: all a routed NIC gets without the
+    `ip-less-routed` tag (upstream's behaviour; routing is then the site's business)."""
+    return f"link set dev {plan.tap} address {tap_mac}{f' mtu {mtu}' if mtu else ''} up"
+
+
 def routed_up_lines(
     plan: NicPlan, setup: RoutedSetup, tap_mac: str, mtu: int | None = None
 ) -> list[str]:
-    """The tap, its host routes and proxy entries; the rules go separately (rule_line)."""
-    lines = [f"link set dev {plan.tap} address {tap_mac}{f' mtu {mtu}' if mtu else ''} up"]
+    """An ip-less-routed tap: up, no address of the host's own in the network (only
+    its link-local), its host routes and proxy entries; the rules go separately
+    (rule_line)."""
+    lines = [routed_tap_line(plan, tap_mac, mtu), f"address flush dev {plan.tap} scope global"]
     lines += [
         f"route replace {r} dev {plan.tap} table {setup.table} proto static" for r in setup.routes
     ]

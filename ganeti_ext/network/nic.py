@@ -67,6 +67,11 @@ def up(env: Mapping[str, str], ctx: Context) -> NicPlan:
             mtu = int(host.link_attr(str(plan.link), "mtu"))
             mac = host.link_attr(plan.tap, "address")
             host.ip_batch(links.bridged_lines(plan, mtu, None if mac.startswith("fe") else mac))
+        elif plan.mode == "routed" and not plan.ip_less_routed:
+            # Upstream's routed NIC without the tag: the tap up with the constant MAC,
+            # nothing routed or proxied (see plan.plan_nic).
+            mtu = int(host.link_attr(plan.tap, "mtu"))
+            host.ip_batch([links.routed_tap_line(plan, ctx.settings.tap_constant_mac)])
         elif plan.mode == "routed":
             uplinks = _uplinks(host, str(plan.link))
             routed = links.routed_setup(plan, uplinks)

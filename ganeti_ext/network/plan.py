@@ -35,6 +35,8 @@ class NicPlan:
     profile: str | None  # None: no firewall rules at all
     nfdhcpd: bool
     private_filtered: bool
+    # Routed NIC on an `ip-less-routed` network: the host routes it (see plan_nic).
+    ip_less_routed: bool
     mac_prefix: str | None
     vlan: str | None
     # Whether source IPv4/IPv6 are restricted: on every NIC whose addresses are known
@@ -79,15 +81,27 @@ def plan_nic(request: NicRequest, settings: Settings) -> NicPlan:
     link = request.link or request.bridge
     if mode in ("bridged", "openvswitch") and not link:
         raise ValidationError(f"{request.interface}: {mode} NIC without LINK")
-    if mode == "routed" and request.ip is None:
-        raise ValidationError(f"{request.interface}: routed NIC without an IP address")
     network = request.network
+    tags = network.tags if network else ()
+    # Routed mode, as upstream snf-network did it: the tap always comes up with the
+    # constant MAC, and only the `ip-less-routed` network tag makes this host the VM's
+    # router: host routes in the table named by LINK, `ip rule iif <tap>`, proxy ARP/NDP
+    # (the VM's gateway answered on the tap, the VM's addresses on the uplinks), no IP
+    # of the host's own in the network, gratuitous ARP / unsolicited NA. Without the tag
+    # upstream left the routing to the site (its ifup-extra script, a routing daemon),
+    # and so does this; anti-spoofing and the firewall profile apply either way (upstream
+    # applied a routed NIC's profile only under the tag, leaving the others unfiltered).
+    ip_less_routed = mode == "routed" and settings.ip_less_routed_tag in tags
+    if ip_less_routed and request.ip is None:
+        raise ValidationError(
+            f"{request.interface}: routed NIC on an {settings.ip_less_routed_tag}"
+            " network without an IP address"
+        )
     ipv4 = request.ip if isinstance(request.ip, ipaddress.IPv4Address) else None
     subnet6 = network.subnet6 if network else None
     ipv6 = None
     if subnet6 is not None and subnet6.prefixlen == 64 and request.mac:
         ipv6 = eui64_address(subnet6, request.mac)
-    tags = network.tags if network else ()
     keys = (
         str(request.index) if request.index is not None else None,
         request.name,
@@ -109,6 +123,7 @@ def plan_nic(request: NicRequest, settings: Settings) -> NicPlan:
         profile=firewall_profile(request.instance_tags, settings.firewall_tag_prefix, keys),
         nfdhcpd=settings.nfdhcpd_tag in tags and request.mac is not None,
         private_filtered=settings.private_filtered_tag in tags,
+        ip_less_routed=ip_less_routed,
         mac_prefix=network.mac_prefix if network else None,
         vlan=request.vlan,
         restrict_ipv4=ipv4 is not None or (network is not None and network.subnet is not None),

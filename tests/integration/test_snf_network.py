@@ -46,6 +46,8 @@ class Vm:
         self.ip = f"198.51.100.{index}"
         self.ip6 = eui64(self.mac)
         self.tags = ""
+        self.network_tags = "nfdhcpd"
+        self.mac_prefix = NET.mac_prefix
         client.ip("addr", "add", f"{self.ip}/24", "dev", "eth0")
         client.ip("-6", "addr", "add", f"{self.ip6}/64", "dev", "eth0", "nodad")
 
@@ -63,8 +65,8 @@ class Vm:
             "NETWORK_GATEWAY": NET.gateway,
             "NETWORK_SUBNET6": NET.subnet6,
             "NETWORK_GATEWAY6": NET.gateway6,
-            "NETWORK_MAC_PREFIX": NET.mac_prefix,
-            "NETWORK_TAGS": "nfdhcpd",
+            "NETWORK_MAC_PREFIX": self.mac_prefix,
+            "NETWORK_TAGS": self.network_tags,
             "TAGS": self.tags,
         }
 
@@ -86,18 +88,22 @@ class Vm:
         return self.client.run(argv, **kwargs)
 
 
-def new_vm() -> Vm:
+def new_vm(mac_prefix: str = "aa:00:01") -> Vm:
     index = next(_seq)
-    client = Client(mac=f"aa:00:01:77:{os.getpid() % 256:02x}:{index:02x}").create()
-    return Vm(client, index)
+    client = Client(mac=f"{mac_prefix}:77:{os.getpid() % 256:02x}:{index:02x}").create()
+    try:
+        return Vm(client, index)
+    except Exception:
+        client.delete()
+        raise
 
 
 @pytest.fixture
 def vms(lab):
     made: list[Vm] = []
 
-    def make() -> Vm:
-        vm = new_vm()
+    def make(mac_prefix: str = "aa:00:01") -> Vm:
+        vm = new_vm(mac_prefix)
         made.append(vm)
         return vm
 
@@ -293,3 +299,37 @@ def test_up_twice_equals_up_once_and_down_leaves_nothing(vms):
     a.down()
     assert snapshot(a.client.tap).strip() == ""
     a.down()  # down twice is harmless
+
+
+def test_private_filtered_vm_hears_only_its_networks_macs(vms):
+    """Two private networks share the bridge, told apart by MAC prefix (ff:ff:f0 mask):
+    aa:00:01 and aa:00:21. A VM receives frames only from MACs of its own prefix."""
+    a, b, other = vms(), vms(), vms("aa:00:21")
+    for vm in (a, b, other):
+        vm.network_tags = "private-filtered"
+        vm.mac_prefix = vm.mac[:8]
+        vm.up()
+    tap = a.client.tap
+    listed = node_sh(
+        f"nft list map bridge snf_network to_vm; nft list chain bridge snf_network to_{tap}"
+    )
+    assert f'"{tap}" : jump to_{tap}' in listed
+    assert "ether saddr & ff:ff:f0:00:00:00 != aa:00:00:00:00:00 drop" in listed
+    cases = [
+        ("same prefix", b, a.mac, a.ip, 3),
+        ("other prefix", other, a.mac, a.ip, 0),
+        ("other prefix, broadcast", other, "ff:ff:ff:ff:ff:ff", "255.255.255.255", 0),
+    ]
+    for name, sender, mac, ip, expected in cases:
+        counter = Counter(a, "udp dport 9990")  # one counter at a time: it flushes
+        frame = f"Ether(src='{sender.mac}', dst='{mac}')/IP(src='{sender.ip}', dst='{ip}')"
+        scapy_send(sender, f"{frame}/UDP(dport=9990)")
+        time.sleep(0.2)
+        assert counter.packets == expected, name
+    assert ping(a, b.ip) and not ping(a, other.ip)
+    # the filter is per receiver: `other` hears its own prefix only, so not a either
+    assert not ping(other, a.ip)
+    a.down()
+    after = node_sh("nft list ruleset")
+    assert f'"{tap}"' not in after and f"to_{tap}" not in after
+    assert f"to_{b.client.tap}" in after  # b keeps its own filter

@@ -57,6 +57,7 @@ class RoutedVm:
         self.ip = f"198.51.100.{index}"
         self.ip6 = eui64(self.mac)
         self.tags = ""
+        self.network_tags = "nfdhcpd ip-less-routed"
         c = self.client
         try:
             c.ip("addr", "add", f"{self.ip}/28", "dev", "eth0")
@@ -84,7 +85,7 @@ class RoutedVm:
             "NETWORK_SUBNET6": SUBNET6,
             "NETWORK_GATEWAY6": GATEWAY6,
             "NETWORK_MAC_PREFIX": "aa:00:01",
-            "NETWORK_TAGS": "nfdhcpd ip-less-routed",
+            "NETWORK_TAGS": self.network_tags,
             "TAGS": self.tags,
         }
 
@@ -244,8 +245,34 @@ def test_routed_up_twice_equals_once_and_down_leaves_nothing(rvms):
     for expected in (f"{vm.ip} dev {vm.client.tap}", f"iif {vm.client.tap}", f"{vm.ip} dev snfup"):
         assert expected in once
     assert Path(f"/var/lib/nfdhcpd/{vm.client.tap}").read_text().count("MTU=") == 1
+    # ip-less: the host has no address of its own in the network (link-local only)
+    assert node_sh(f"ip -o addr show dev {vm.client.tap} scope global").strip() == ""
     vm.up("protected")
     assert snapshot(vm) == once
     vm.down()
     assert snapshot(vm).strip() == ""
     vm.down()
+
+
+def test_routed_without_ip_less_routed_tag_only_brings_the_tap_up(rvms):
+    """Upstream's routed NIC without the tag: the tap up with the constant MAC and the
+    binding, but no host route, rule or proxy: routing is left to the site."""
+    vm = rvms()
+    vm.network_tags = "nfdhcpd"
+    vm.up("protected")
+    tap = vm.client.tap
+    assert node_sh(f"cat /sys/class/net/{tap}/address").strip() == TAP_MAC
+    got = snapshot(vm)
+    assert f"from_{tap}" in got and f"snf-{tap}" in got  # anti-spoofing and profile
+    assert f"/var/lib/nfdhcpd/{tap}" in got
+    for absent in (f"dev {tap}", f"iif {tap}", f"{vm.ip} dev snfup"):
+        assert absent not in got, absent
+    assert not ping(vm.net, vm.ip)  # nothing routes the VM
+    vm.network_tags = "nfdhcpd ip-less-routed"  # tagging the network makes it routed
+    vm.up("protected")
+    assert ping(vm.net, vm.ip) and ping(vm, GATEWAY)
+    vm.network_tags = "nfdhcpd"  # and untagging removes the routes again
+    vm.up("protected")
+    assert f"iif {tap}" not in snapshot(vm) and not ping(vm.net, vm.ip)
+    vm.down()
+    assert snapshot(vm).strip() == ""

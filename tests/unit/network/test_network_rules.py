@@ -105,9 +105,35 @@ def test_plan_of_nic_without_network_keeps_only_mac_checks():
     assert not got.restrict_ipv4 and not got.restrict_ipv6 and not got.nfdhcpd
 
 
-def test_routed_without_ip_is_refused():
+def test_ip_less_routed_without_ip_is_refused():
     with pytest.raises(ValidationError):
-        plan(MODE="routed", LINK="100", IP=None)
+        plan(MODE="routed", LINK="100", IP=None, NETWORK_TAGS="ip-less-routed")
+
+
+@pytest.mark.parametrize(
+    "mode, tags, expected",
+    [
+        pytest.param("routed", "nfdhcpd ip-less-routed", True, id="routed-tagged"),
+        pytest.param("routed", "nfdhcpd", False, id="routed-untagged"),
+        pytest.param("bridged", "ip-less-routed", False, id="bridged-tagged"),
+    ],
+)
+def test_only_a_routed_nic_with_the_tag_is_ip_less_routed(mode, tags, expected):
+    got = plan(MODE=mode, LINK="100" if mode == "routed" else "br0", NETWORK_TAGS=tags)
+    assert got.ip_less_routed is expected
+
+
+def test_ip_less_routed_tag_name_comes_from_the_settings():
+    env = {**BRIDGED, "MODE": "routed", "LINK": "100", "NETWORK_TAGS": "l3"}
+    custom = settings.parses("IP_LESS_ROUTED_TAG=l3")
+    assert plan_nic(nic_env.parse(env), custom).ip_less_routed
+    assert not plan_nic(nic_env.parse(env), settings.Settings()).ip_less_routed
+
+
+def test_untagged_routed_nic_without_ip_keeps_its_antispoofing():
+    got = plan(MODE="routed", LINK="100", IP=None)  # upstream needed no IP here either
+    assert not got.ip_less_routed and got.restrict_ipv4
+    assert "ip saddr 0.0.0.0 udp sport 68 udp dport 67 accept" in nftrules.antispoof_rules(got)
 
 
 # -- nft --------------------------------------------------------------------------------
@@ -253,13 +279,16 @@ def test_bridged_lines():
 
 
 def test_routed_setup_and_undo():
-    got = plan(MODE="routed", LINK="100")
+    got = plan(MODE="routed", LINK="100", NETWORK_TAGS="ip-less-routed")
     setup = links.routed_setup(got, ("eth1",))
     assert setup.routes == ("198.51.100.3/32", f"{EUI64}/128")
     assert setup.tap_proxies == ("2001:db8:100::1",)
     assert ("198.51.100.3", "eth1") in setup.uplink_proxies
     up = links.routed_up_lines(got, setup, "cc:47:52:4e:45:54")
     assert up[0] == "link set dev tap0 address cc:47:52:4e:45:54 up"
+    # ip-less: the host keeps no address of its own in the network on the tap
+    assert up[1] == "address flush dev tap0 scope global"
+    assert not any(line.startswith(("address add", "addr add")) for line in up)
     assert not any(line.startswith("rule") for line in up)
     assert links.rule_line("add", "tap0", setup.table) == "rule add iif tap0 table 100"
     assert links.rule_families(setup) == (4, 6)
