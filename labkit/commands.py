@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from labkit import (
     cluster,
@@ -112,7 +115,25 @@ def _pids_of(netns: str) -> list[int]:
     return [int(p) for p in proc.stdout.split() if p.isdigit()]
 
 
+@contextmanager
+def lab_lock() -> Iterator[None]:
+    """One `up` or `down` at a time: a second one waits instead of tearing into the first."""
+    settings.LOCK_FILE.parent.mkdir(parents=True, exist_ok=True)
+    with open(settings.LOCK_FILE, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say("another ./lab up or down is running: waiting for it")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def up(wanted_nodes: int | None) -> None:
+    with lab_lock():
+        _up(wanted_nodes)
+
+
+def _up(wanted_nodes: int | None) -> None:
     prepare_host()
     new_build = build_and_install()
     with step("guest kernel and initramfs"):
@@ -159,7 +180,7 @@ def check_suite_recognised() -> None:
 def down() -> None:
     if os.geteuid() != 0:
         raise SystemExit("lab: error: run the lab as root")
-    with step("tear down the lab"):
+    with lab_lock(), step("tear down the lab"):
         teardown()
     say("lab is down: no namespaces, loop devices or lab processes left")
 

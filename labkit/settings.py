@@ -16,6 +16,7 @@ RAPI_PASSWORD_FILE = STATE_DIR / "rapi-password"
 NODES_FILE = STATE_DIR / "nodes"
 INSTALLED_BUILD_FILE = STATE_DIR / "installed-build"
 CACHE_DIR = Path("/var/cache/ganeti-ext-lab")
+LOCK_FILE = Path("/run/lock/ganeti-ext-lab.lock")  # outside STATE_DIR, which down removes
 GUEST_DIR = CACHE_DIR / "guest"
 BUILD_DIR = CACHE_DIR / "build"
 TOOLS_VENV = CACHE_DIR / "tools-venv"
