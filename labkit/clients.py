@@ -13,7 +13,7 @@ import os
 import subprocess
 from collections.abc import Sequence
 
-from labkit import settings
+from labkit import net, settings
 from labkit.settings import Node
 from labkit.sh import LabError, run
 
@@ -103,7 +103,7 @@ class Client:
         return self.run(["cat", "/sys/class/net/eth0/address"]).stdout.strip()
 
     def delete(self) -> None:
-        delete_namespace(self.netns)
+        net.delete_namespace(self.netns)
         run(["ip", "-n", self.node.netns, "link", "del", self.tap], check=False)
 
     def __enter__(self) -> Client:
@@ -111,14 +111,3 @@ class Client:
 
     def __exit__(self, *exc) -> None:
         self.delete()
-
-
-def delete_namespace(netns: str) -> None:
-    """End the namespace's processes by PID, then delete it."""
-    pids = run(["ip", "netns", "pids", netns], check=False).stdout.split()
-    for pid in pids:
-        try:
-            os.kill(int(pid), 9)
-        except (ProcessLookupError, ValueError):
-            pass
-    run(["ip", "netns", "delete", netns], check=False)

@@ -15,6 +15,7 @@ from labkit import (
     guest,
     health,
     host,
+    hostguard,
     net,
     nodes,
     rabbit,
@@ -24,7 +25,7 @@ from labkit import (
 )
 from labkit.progress import say, step
 from labkit.sh import LabError, in_node, on_master
-from labkit.teardown import end_lab_processes, teardown
+from labkit.teardown import teardown
 
 
 def prepare_host() -> None:
@@ -67,8 +68,6 @@ def ensure_services(restart: bool) -> None:
 def _bring_up_master() -> None:
     master = settings.MASTER
     kernel, initrd = guest.assets()
-    from labkit import hostguard
-
     hostguard.record()
     with step(f"namespace {master.netns} with bridge {settings.BRIDGE}"):
         net.create_node_network(master)
@@ -103,16 +102,8 @@ def _remove_node2() -> None:
     with step(f"remove {node.name}"):
         if node.name in cluster.node_names():
             cluster.remove_node(node)
-        for pid in _pids_of(node.netns):
-            os.kill(pid, 9)
-        if net.netns_exists(node.netns):
-            subprocess.run(["ip", "netns", "delete", node.netns], check=False)
+        net.delete_namespace(node.netns)
     settings.NODES_FILE.write_text("1\n")
-
-
-def _pids_of(netns: str) -> list[int]:
-    proc = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True)
-    return [int(p) for p in proc.stdout.split() if p.isdigit()]
 
 
 @contextmanager
@@ -327,4 +318,4 @@ def test(pytest_args: list[str]) -> int:
     return proc.returncode
 
 
-__all__ = ["demo", "down", "end_lab_processes", "exec_on", "status", "test", "up"]
+__all__ = ["demo", "down", "exec_on", "status", "test", "up"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 from pathlib import Path
 
@@ -113,6 +115,18 @@ def link_nodes(first: Node, second: Node) -> None:
     )
     _ns(first, "link", "set", left, "master", settings.BRIDGE, "up")
     _ns(second, "link", "set", right, "master", settings.BRIDGE, "up")
+
+
+def delete_namespace(netns: str) -> None:
+    """End the namespace's processes by PID, then delete it."""
+    pids = run(["ip", "netns", "pids", netns], check=False).stdout.split()
+    for pid in pids:
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+    if netns_exists(netns):
+        run(["ip", "netns", "delete", netns], check=False)
 
 
 def delete_namespaces() -> None:
