@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from ganeti_ext.errors import GanetiExtError
 
 
 def sync_directory(directory: str | os.PathLike[str]) -> None:
@@ -40,3 +47,36 @@ def atomic_write(path: Path, data: bytes, *, mode: int, fsync: bool = True) -> N
         raise
     if fsync:
         sync_directory(path.parent)
+
+
+@contextmanager
+def exclusive_lock(
+    path: Path,
+    *,
+    timeout: float,
+    busy: str,
+    mode: int = 0o600,
+    error: type[GanetiExtError] = GanetiExtError,
+) -> Iterator[None]:
+    """Hold an flock on `path` (created if needed) for the block.
+
+    Waits up to `timeout` seconds, then raises `error`("<busy>: <path> still locked
+    after N s"). Closing the file releases the lock, so a killed holder never leaves it.
+    """
+    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, mode)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as err:
+                if err.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() > deadline:
+                    raise error(f"{busy}: {path} still locked after {timeout:g} s") from None
+                time.sleep(0.005)
+        yield
+    finally:
+        os.close(fd)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import secrets
 from pathlib import Path
 
 from labkit import settings
 from labkit.settings import Node
-from labkit.sh import LabError, on_master, read_pidfile, run
+from labkit.sh import LabError, on_master, read_pidfile, run, stored_secret
 
 GANETI_TIMEOUT = 300
 
@@ -101,12 +100,7 @@ def relax_instance_policy() -> None:
 
 
 def rapi_password() -> str:
-    path = settings.RAPI_PASSWORD_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(18))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return stored_secret(settings.RAPI_PASSWORD_FILE)
 
 
 def ensure_rapi_user() -> None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 from pathlib import Path
 
 from labkit import settings
-from labkit.sh import LabError, on_master
+from labkit.sh import LabError, on_master, stored_secret
 
 ENV_CONF = Path("/etc/rabbitmq/rabbitmq-env.conf")
 CONF = Path("/etc/rabbitmq/rabbitmq.conf")
@@ -67,12 +66,7 @@ def ensure() -> None:
 
 
 def password() -> str:
-    path = settings.AMQP_PASSWORD_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(18))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return stored_secret(settings.AMQP_PASSWORD_FILE)
 
 
 def node_url() -> str:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shlex
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from labkit import settings
 
@@ -125,3 +127,12 @@ def read_pidfile(path: os.PathLike[str] | str) -> int | None:
 
 def sshd_pid(node: settings.Node) -> int | None:
     return read_pidfile(node.sshd_pidfile)
+
+
+def stored_secret(path: Path) -> str:
+    """A random password kept in a root-only file of the lab (made on first use)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(18))
+        path.chmod(0o600)
+    return path.read_text().strip()

@@ -15,13 +15,11 @@ import errno
 import fcntl
 import json
 import os
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ganeti_ext.errors import ValidationError
+from ganeti_ext.fsutil import exclusive_lock
 
 MIB = 1024 * 1024
 FICLONE = 0x40049409  # _IOW(0x94, 9, int), from linux/fs.h
@@ -138,24 +136,11 @@ def reflink_copy(source: Path, target: Path) -> None:
         os.close(fd)
 
 
-@contextmanager
-def node_lock(lock_dir: Path, name: str, timeout: float = 60.0) -> Iterator[None]:
+def node_lock(lock_dir: Path, name: str, timeout: float = 60.0):
     """Serialize work on volume `name` on this node (loop devices are per node)."""
-    lock_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
-    fd = os.open(lock_dir / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise ValidationError(
-                        f"volume {name} is busy: another operation held "
-                        f"{lock_dir / (name + '.lock')} for over {timeout:g} s"
-                    ) from None
-                time.sleep(0.05)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
+    return exclusive_lock(
+        lock_dir / f"{name}.lock",
+        timeout=timeout,
+        busy=f"volume {name} is busy: another operation holds its lock",
+        error=ValidationError,
+    )

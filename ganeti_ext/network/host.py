@@ -8,18 +8,15 @@ transaction (nfdhcpd, an admin) can make a batch fail once.
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
 import logging
-import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 from ganeti_ext.errors import CommandError, GanetiExtError
+from ganeti_ext.fsutil import exclusive_lock
 from ganeti_ext.network import iptrules, nftrules
 from ganeti_ext.runner import DEFAULT_RUNNER, CompletedCommand, Runner
 
@@ -47,27 +44,11 @@ class Host:
         self.class_net = class_net
 
     # -- the lock ---------------------------------------------------------------------
-    @contextlib.contextmanager
-    def locked(self, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
-        self.state_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
-        fd = os.open(self.state_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as err:
-                    if err.errno not in (errno.EAGAIN, errno.EACCES):
-                        raise
-                    if time.monotonic() > deadline:
-                        raise GanetiExtError(
-                            f"{self.state_dir / '.lock'}: still locked after {timeout:g} s"
-                        ) from None
-                    time.sleep(0.005)
-            yield
-        finally:
-            os.close(fd)
+    def locked(self, timeout: float = LOCK_TIMEOUT):
+        """One NIC up or down at a time on this host (their rules must not interleave)."""
+        return exclusive_lock(
+            self.state_dir / ".lock", timeout=timeout, busy="another NIC script runs", mode=0o644
+        )
 
     # -- commands -----------------------------------------------------------------------
     def run(
