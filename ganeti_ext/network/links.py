@@ -106,15 +106,24 @@ def routed_down_lines(tap: str, setup: RoutedSetup) -> list[str]:
 
 
 def routed_sysctls(tap: str, uplinks: tuple[str, ...]) -> dict[str, str]:
-    """/proc/sys settings routed mode needs (proxy ARP/NDP, forwarding on the tap)."""
+    """/proc/sys settings routed mode needs (proxy ARP/NDP, forwarding on the tap).
+
+    proxy_delay 0: the kernel otherwise answers a proxied ARP request or multicast
+    neighbour solicitation after a random delay of up to 0.8 s, which a booting VM
+    (or the upstream router) waits through for its first packet.
+    """
     values = {
         f"net/ipv4/conf/{tap}/proxy_arp": "1",
         f"net/ipv4/conf/{tap}/forwarding": "1",
+        f"net/ipv4/neigh/{tap}/proxy_delay": "0",
         f"net/ipv6/conf/{tap}/proxy_ndp": "1",
         f"net/ipv6/conf/{tap}/forwarding": "1",
+        f"net/ipv6/neigh/{tap}/proxy_delay": "0",
     }
     for uplink in uplinks:
         values[f"net/ipv6/conf/{uplink}/proxy_ndp"] = "1"
+        values[f"net/ipv4/neigh/{uplink}/proxy_delay"] = "0"
+        values[f"net/ipv6/neigh/{uplink}/proxy_delay"] = "0"
     return values
 
 

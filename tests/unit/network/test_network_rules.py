@@ -295,6 +295,10 @@ def test_routed_setup_and_undo():
     down = links.routed_down_lines("tap0", setup)
     assert f"neigh del proxy {EUI64} dev eth1" in down
     assert links.routed_sysctls("tap0", ("eth1",))["net/ipv4/conf/tap0/proxy_arp"] == "1"
+    # proxied answers at once, not after the kernel's random delay of up to 0.8 s
+    values = links.routed_sysctls("tap0", ("eth1",))
+    assert values["net/ipv6/neigh/tap0/proxy_delay"] == "0"
+    assert values["net/ipv6/neigh/eth1/proxy_delay"] == "0"
 
 
 def test_parse_uplinks():

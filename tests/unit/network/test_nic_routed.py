@@ -55,7 +55,8 @@ def node(tmp_path):
     sysctl = tmp_path / "sys"
     for dev in ("tap0", "up0"):
         for family in ("ipv4", "ipv6"):
-            (sysctl / "net" / family / "conf" / dev).mkdir(parents=True)
+            for kind in ("conf", "neigh"):  # as /proc/sys/net/<family>/ has per device
+                (sysctl / "net" / family / kind / dev).mkdir(parents=True)
         (tmp_path / "class" / dev).mkdir(parents=True)
         (tmp_path / "class" / dev / "mtu").write_text("1500\n")
         (tmp_path / "class" / dev / "address").write_text("02:00:00:00:00:01\n")
