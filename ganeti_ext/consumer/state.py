@@ -382,6 +382,20 @@ def _failure(body: Mapping[str, Any]) -> str:
 
 
 # -- per-type appliers: return False when the message is older than the state -----------
+def _job_values(message: Incoming) -> dict[str, Any]:
+    """The columns every job-status message sets on its instance or network row."""
+    body = message.body
+    values: dict[str, Any] = {
+        "last_job_id": _job_id(body),
+        "last_operation": body["operation"],
+        "last_status": body["status"],
+        "last_logmsg": body.get("logmsg") or None,
+    }
+    if message.event_time is not None:
+        values["event_sec"], values["event_usec"] = message.event_time
+    return values
+
+
 def _apply_op_status(conn: sqlite3.Connection, message: Incoming, now: float) -> bool:
     body = message.body
     name = body["instance"]
@@ -393,14 +407,7 @@ def _apply_op_status(conn: sqlite3.Connection, message: Incoming, now: float) ->
     if row is None:
         _ensure_instance(conn, name, BUILD if opcode == "OP_INSTANCE_CREATE" else UNKNOWN, now)
         row = conn.execute("SELECT * FROM instances WHERE name = ?", (name,)).fetchone()
-    values: dict[str, Any] = {
-        "last_job_id": _job_id(body),
-        "last_operation": opcode,
-        "last_status": status,
-        "last_logmsg": body.get("logmsg") or None,
-    }
-    if message.event_time is not None:
-        values["event_sec"], values["event_usec"] = message.event_time
+    values = _job_values(message)
     if opcode == "OP_INSTANCE_CREATE" and row["deleted"]:
         # The name is reused by a new instance: start from a clean row.
         values.update(deleted=0, state=BUILD, error=None, nics="[]", disks="[]")
@@ -479,14 +486,7 @@ def _apply_network_status(conn: sqlite3.Connection, message: Incoming, now: floa
             "INSERT INTO networks (name, state, updated_at) VALUES (?, ?, ?)", (name, state, now)
         )
         row = conn.execute("SELECT * FROM networks WHERE name = ?", (name,)).fetchone()
-    values: dict[str, Any] = {
-        "last_job_id": _job_id(body),
-        "last_operation": opcode,
-        "last_status": status,
-        "last_logmsg": body.get("logmsg") or None,
-    }
-    if message.event_time is not None:
-        values["event_sec"], values["event_usec"] = message.event_time
+    values = _job_values(message)
     job_fields = body.get("job_fields") or {}
     if status == "success":
         if opcode in _NETWORK_STATE_FROM_OPCODE:
