@@ -58,20 +58,18 @@ def captured_env(hpath: str) -> dict[str, str]:
 
 def run_hook(lab, env: dict[str, str]):
     argv = ["env", *(f"{key}={value}" for key, value in env.items()), str(SHIM)]
-    started = time.monotonic()
-    proc = lab.run(argv, check=False, timeout=30)
-    return proc, time.monotonic() - started
+    return lab.run(argv, check=False, timeout=30)
 
 
-def test_hook_is_quick_and_exits_zero_even_on_garbage(installed):
+def test_hook_exits_zero_even_on_garbage(installed):
     env = captured_env("instance-stop")
-    env["GANETI_HOOKS_PHASE"] = "pre"  # does nothing: times start-up and parsing only
-    proc, elapsed = run_hook(installed, env)
-    assert proc.returncode == 0 and elapsed < 1.0, (proc.stderr, elapsed)
+    env["GANETI_HOOKS_PHASE"] = "pre"  # does nothing: start-up and parsing only
+    proc = run_hook(installed, env)
+    assert proc.returncode == 0, proc.stderr
 
     env = captured_env("instance-stop")
     env["GANETI_HOOKS_VERSION"] = "two"
-    proc, _ = run_hook(installed, env)
+    proc = run_hook(installed, env)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr
 
 

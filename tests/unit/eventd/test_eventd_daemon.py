@@ -102,12 +102,10 @@ def test_one_change_in_an_idle_daemon_is_published_at_once(layout):
     with Running(layout) as running:
         time.sleep(0.5)
         shutil.copy(JOBS / "instance-startup.1.json", layout.queue_dir / "job-33.tmp")
-        started = time.monotonic()
         (layout.queue_dir / "job-33.tmp").rename(layout.queue_dir / "job-33")
         wait_for(lambda: running.publisher.ids == ["cluster.ganeti.test:33:0:queued"])
-        elapsed = time.monotonic() - started
+    # Published alone, not held for a batch (how soon: bench/events measures latency).
     assert running.publisher.batches[0] == 1
-    assert elapsed < 0.5  # no batching delay (the drainer's idle rescan is 2 s)
 
 
 def test_hand_over_spool_is_drained_even_when_not_master(layout):
