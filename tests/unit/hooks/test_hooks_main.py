@@ -98,8 +98,7 @@ def test_main_survives_a_bug(root, clean_logging, monkeypatch):
 
 def test_shim_starts_fast_and_quietly():
     # The real shim in a subprocess, as Ganeti runs it. The pre phase, so that it touches
-    # nothing on this machine (the real spool and log): what is timed is start-up and
-    # parsing, most of a hook's cost.
+    # nothing on this machine (the real spool and log): start-up and parsing only.
     import subprocess
     import sys
 
