@@ -38,6 +38,7 @@ class Client:
         node: Node = settings.MASTER,
         bridged: bool = True,
         tap: str | None = None,
+        node_up: bool = True,
     ) -> None:
         number = next(_counter)
         self.netns = f"{CLIENT_PREFIX}{os.getpid() % 100000}-{number}"
@@ -47,6 +48,8 @@ class Client:
         self.mac = mac
         self.node = node
         self.bridged = bridged
+        # False: leave the node end down for a NIC script to bring up, as Ganeti does.
+        self.node_up = node_up
 
     def create(self) -> Client:
         run(["ip", "netns", "add", self.netns])
@@ -73,7 +76,8 @@ class Client:
         self.ip("link", "set", "eth0", "up")
         if self.bridged:
             self.node_ip("link", "set", self.tap, "master", settings.BRIDGE)
-        self.node_ip("link", "set", self.tap, "up")
+        if self.node_up:
+            self.node_ip("link", "set", self.tap, "up")
         return self
 
     def ip(self, *argv: str) -> str:

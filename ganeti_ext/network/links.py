@@ -111,6 +111,9 @@ def routed_sysctls(tap: str, uplinks: tuple[str, ...]) -> dict[str, str]:
     proxy_delay 0: the kernel otherwise answers a proxied ARP request or multicast
     neighbour solicitation after a random delay of up to 0.8 s, which a booting VM
     (or the upstream router) waits through for its first packet.
+    accept_dad 0: the tap is point to point, so the host's link-local address there
+    cannot clash; duplicate address detection would only keep the host from resolving
+    the VM's IPv6 address (and forwarding to it) for the first second after up.
     """
     values = {
         f"net/ipv4/conf/{tap}/proxy_arp": "1",
@@ -118,6 +121,7 @@ def routed_sysctls(tap: str, uplinks: tuple[str, ...]) -> dict[str, str]:
         f"net/ipv4/neigh/{tap}/proxy_delay": "0",
         f"net/ipv6/conf/{tap}/proxy_ndp": "1",
         f"net/ipv6/conf/{tap}/forwarding": "1",
+        f"net/ipv6/conf/{tap}/accept_dad": "0",
         f"net/ipv6/neigh/{tap}/proxy_delay": "0",
     }
     for uplink in uplinks:

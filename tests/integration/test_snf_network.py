@@ -149,6 +149,18 @@ def scapy_send(vm: Vm, frame: str, count: int = 3) -> None:
     vm.sh(["/usr/bin/python3", "-c", code])
 
 
+def wait_listening(server: Vm, port: int, v6: bool, timeout: float = 10.0) -> None:
+    """Until the server's socat listens (its start-up is slow on a loaded machine)."""
+    deadline = time.monotonic() + timeout
+    family = "-6" if v6 else "-4"
+    while time.monotonic() < deadline:
+        out = server.sh(["ss", "-Hltn", family, f"sport = :{port}"], check=False).stdout
+        if out.strip():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"nothing listens on port {port} in the server namespace")
+
+
 def tcp_open(client: Vm, server: Vm, port: int, v6: bool = False) -> bool:
     listener = server.client.popen(
         ["socat", f"TCP{'6' if v6 else '4'}-LISTEN:{port},reuseaddr", "EXEC:echo hello"],
@@ -156,10 +168,13 @@ def tcp_open(client: Vm, server: Vm, port: int, v6: bool = False) -> bool:
         stderr=subprocess.DEVNULL,
     )
     try:
-        time.sleep(0.3)
+        wait_listening(server, port, v6)
         target = f"[{server.ip6}]" if v6 else server.ip
         result = client.sh(
-            ["socat", "-T2", "STDIO", f"TCP:{target}:{port},connect-timeout=2"], check=False
+            # -u: only read the server's answer; a bidirectional STDIO would give up
+            # 0.5 s after its own stdin's EOF, before a slow server's "hello".
+            ["socat", "-u", "-T2", f"TCP:{target}:{port},connect-timeout=2", "STDOUT"],
+            check=False,
         )
         return "hello" in result.stdout
     finally:

@@ -53,7 +53,8 @@ class RoutedVm:
     def __init__(self, net: RoutedNet, index: int) -> None:
         self.net = net
         self.mac = f"aa:00:01:78:{os.getpid() % 256:02x}:{index:02x}"
-        self.client = Client(mac=self.mac, bridged=False).create()
+        # The node end stays down until the NIC script brings it up, as under Ganeti.
+        self.client = Client(mac=self.mac, bridged=False, node_up=False).create()
         self.ip = f"198.51.100.{index}"
         self.ip6 = eui64(self.mac)
         self.tags = ""
