@@ -73,7 +73,7 @@ def create_node_network(node: Node) -> None:
     if f" {node.ip6}/" not in addrs:
         _ns(node, "addr", "add", f"{node.ip6}/64", "dev", settings.BRIDGE, "nodad")
     _ns(node, "link", "set", settings.BRIDGE, "up")
-    # Bridged guest traffic must pass iptables for the NIC scripts' filtering.
+    # Bridged guest traffic must reach the inet hooks for the NIC scripts' firewall.
     for family in ("iptables", "ip6tables"):
         run(
             [

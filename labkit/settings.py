@@ -142,15 +142,13 @@ HOST_PACKAGES = (
     "busybox-static",
     "cpio",
     "curl",
-    "iptables",
-    "ebtables",
+    "iptables",  # nfdhcpd's queue rules
+    "nftables",  # snf-network's filters
     "xfsprogs",
     # the suite's runtime dependencies
     "python3-kombu",
     "python3-pyinotify",
     "python3-scapy",
-    "python3-pyroute2",
-    "python3-iptables",
     # building the .debs (ours and python3-netfilterqueue)
     "build-essential",
     "dpkg-dev",

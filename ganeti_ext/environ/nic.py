@@ -12,7 +12,7 @@ from ganeti_ext.environ.reader import EnvReader, IPv4Or6Address
 from ganeti_ext.errors import EnvError
 
 # Linux ifnames: 1-15 bytes (IFNAMSIZ - 1), no '/', ':' or whitespace, not "." or "..".
-# We accept the portable subset; the name ends up in ip/iptables/ebtables command lines.
+# We accept the portable subset; the name ends up in ip/nft/iptables command lines.
 _IFNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$")
 
 

@@ -13,7 +13,7 @@ from ganeti_ext.cli import run_main
 from ganeti_ext.errors import EnvError, ValidationError
 from ganeti_ext.network import settings as settings_mod
 from ganeti_ext.network.host import Host
-from ganeti_ext.network.nic import Context, down, reconcile, up
+from ganeti_ext.network.nic import Context, down, ensure_skeleton, reconcile, up
 
 PROG = "snf-network"
 LOG_FILE = "snf-network.log"
@@ -47,6 +47,7 @@ def main_action(action: str, env: Mapping[str, str]) -> int:
             raise EnvError("INTERFACE", "is missing or empty")
         down(tap, ctx)
     else:
+        ensure_skeleton(ctx)  # an admin's reconcile also applies new settings
         for tap in reconcile(ctx):
             print(tap)
     return 0

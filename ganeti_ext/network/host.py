@@ -1,9 +1,9 @@
 """The one chokepoint that changes this host's networking for the NIC scripts.
 
-Every nft/iptables/ip command goes through Host, and every change happens under one
+Every nft/ip command goes through Host, and every change happens under one
 host-wide lock (flock on STATE_DIR/.lock), so parallel NIC ups never interleave their
-read-decide-write steps. Failed firewall commands are retried: another writer's
-transaction (nfdhcpd, an admin) can make a batch fail once.
+steps. Failed nft batches are retried: another writer's transaction (an admin, a
+firewall manager) can make a batch fail once.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from typing import TypeVar
 
 from ganeti_ext.errors import CommandError, GanetiExtError
 from ganeti_ext.fsutil import exclusive_lock
-from ganeti_ext.network import iptrules, nftrules
-from ganeti_ext.runner import DEFAULT_RUNNER, CompletedCommand, Runner
+from ganeti_ext.runner import DEFAULT_RUNNER, CompletedCommand, Runner, stderr_tail
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +25,7 @@ T = TypeVar("T")
 TIMEOUT = 10.0
 LOCK_TIMEOUT = 60.0
 RETRIES = 3
-_NO_CHAIN = ("No chain", "does not exist", "is incompatible")
-IPTABLES = {4: ("iptables", "iptables-restore"), 6: ("ip6tables", "ip6tables-restore")}
+_ABSENT = "No such file or directory"  # what nft says of a missing table or chain
 
 
 class Host:
@@ -73,22 +71,15 @@ class Host:
     def nft(self, batch: str) -> None:
         self.run(["nft", "-f", "-"], input=batch)
 
-    def nft_chains(self) -> nftrules.Chains:
-        """The chains of our nft tables (cheap: no rules are fetched)."""
-        return nftrules.parse_chains(self.run(["nft", "list", "chains"]).stdout_text)
-
-    def dispatch(self, family: int) -> iptrules.Dispatch:
-        result = self.run([IPTABLES[family][0], "-w", "-S", iptrules.DISPATCH], check=False)
-        if result.returncode != 0:
-            # iptables-nft 1.8.9 calls a missing chain "incompatible"; legacy says "No
-            # chain". A truly incompatible chain makes the restore that follows fail.
-            if any(word in result.stderr_text for word in _NO_CHAIN):
-                return iptrules.parse_dispatch(None)
-            raise CommandError(result.argv, result.returncode, result.stderr_text.strip())
-        return iptrules.parse_dispatch(result.stdout_text)
-
-    def iptables_restore(self, family: int, batch: str) -> None:
-        self.run([IPTABLES[family][1], "-w", "--noflush"], input=batch)
+    def nft_if_present(self, batch: str) -> bool:
+        """Apply a batch that deletes something which may be gone already: False (and
+        no error) when nft finds nothing to delete."""
+        result = self.run(["nft", "-f", "-"], input=batch, check=False)
+        if result.returncode == 0:
+            return True
+        if _ABSENT in result.stderr_text:
+            return False
+        raise CommandError(result.argv, result.returncode, stderr_tail(result.stderr))
 
     def ip_batch(
         self, lines: list[str], *, force: bool = False, family: int | None = None

@@ -1,18 +1,31 @@
-"""nft batches for per-tap layer-2 filtering (pure).
+"""nft batches for everything snf-network puts in the packet path (pure).
 
-Why nft and not ebtables or iptables for this layer:
-- ebtables exists here only as ebtables-nft, a translation layer over nf_tables with
-  no atomic multi-rule batches and a per-call rule-cache fetch; `nft -f -` applies a
-  whole tap's rules in one atomic transaction.
-- The anti-spoofing chain of a tap is a `netdev` base chain hooked on the tap's own
-  ingress: it sees every frame the VM sends (ARP, IPv4, IPv6, anything else), before
-  bridging or routing, so the same rules protect bridged and routed NICs, and they cost
-  nothing for other taps (no dispatch list that grows with the NIC count).
-- Frames towards a tap on a private-filtered network are checked in a `bridge` table
-  through a verdict map keyed by the out-port: one lookup, however many NICs.
+All of it lives in tables named `snf_network`:
+- `netdev`: one ingress base chain per tap, `from_<tap>`: the anti-spoofing rules. It
+  sees every frame the VM sends (ARP, IPv4, IPv6, anything else) before bridging or
+  routing, so the same rules protect bridged and routed NICs at no cost to other taps.
+- `inet`: the firewall profiles, one shared chain per profile (`protected`, `limited`),
+  and a `forward` chain choosing one by set membership: a routed tap is the packet's
+  out-interface, so `oifname @fw_<profile>`. Bridged traffic reaches this hook only
+  through br_netfilter, with the bridge as out-interface: the port is known only to
+  the bridge table, which therefore marks the packet with the profile's bit.
+- `bridge`: a `forward` chain that clears our mark bits, marks frames bound for a
+  firewalled port, and sends frames bound for a private-filtered port to that port's
+  chain `to_<tap>` through the verdict map `to_vm`.
 
-Everything lives in tables named `snf_network`, one chain per tap, so down removes
-exactly that tap's chain and map element and nothing of anybody else's.
+Why nft, and why this shape:
+- ebtables exists here only as ebtables-nft, a translation layer without atomic
+  multi-rule batches; `nft -f -` applies a whole NIC in one transaction. Firewall
+  profiles left iptables: one physdev rule per NIC in a shared chain cost every
+  forwarded packet a walk of that chain, and every NIC up/down a fetch of it.
+- A NIC's profile is one set element per table: one hash lookup per packet and an O(1)
+  change, however many NICs the node has. conntrack works in the inet family (nft's
+  bridge family has none on kernels without nf_conntrack_bridge).
+- A fresh tap only *adds* (`create chain`, rules without anonymous sets, set elements):
+  nft 1.0.6 then fetches no other tap's rules or sets, and no deletion makes the kernel
+  wait for a grace period. `create chain` fails if the tap's chain exists, so a tap
+  that was not fresh after all falls back to the full, idempotent batch, which also
+  (re)makes the tables' skeleton.
 """
 
 from __future__ import annotations
@@ -22,8 +35,12 @@ import ipaddress
 from ganeti_ext.network.plan import NicPlan
 
 TABLE = "snf_network"
-PRIORITY = -150  # before anything in filter priority (0), after nothing that matters
+L2_PRIORITY = -150  # before bridge/filter priority 0, where br_netfilter hands over to inet
+FW_PRIORITY = 0
 TO_VM_MAP = "to_vm"
+PROFILES = ("protected", "limited")  # profiles with rules; "unprotected" has none
+LIMITED_TCP_PORTS = (22, 3389)
+_FAMILIES = ("bridge", "inet")  # the tables holding profile sets
 
 
 def ingress_chain(tap: str) -> str:
@@ -32,6 +49,16 @@ def ingress_chain(tap: str) -> str:
 
 def egress_chain(tap: str) -> str:
     return f"to_{tap}"
+
+
+def profile_set(profile: str) -> str:
+    return f"fw_{profile}"
+
+
+def mark_bits(mask: int) -> dict[str, int]:
+    """The mark value of each profile: the mask's lowest set bit, then the next one."""
+    bits = [1 << n for n in range(32) if mask >> n & 1]
+    return dict(zip(PROFILES, bits, strict=False))
 
 
 def _hex128(address: ipaddress.IPv6Address) -> str:
@@ -45,19 +72,25 @@ def _mac_masked(mac_prefix: str, mask: str) -> str:
     return ":".join(f"{p & m:02x}" for p, m in zip(prefix, masks, strict=True))
 
 
+def _none_of(key: str, values: list[str]) -> str:
+    """`key != a key != b ...`: true when the key is none of the values. Written without
+    an anonymous set so a tap's chain adds no set nft must fetch for every later NIC."""
+    return " ".join(f"{key} != {value}" for value in values)
+
+
 def antispoof_rules(plan: NicPlan) -> list[str]:
     """Rules of the tap's ingress chain: what the VM may send, in order."""
     rules: list[str] = []
     if plan.mac:
         rules.append(f"ether saddr != {plan.mac} drop")
     # Only ARP, IPv4 and IPv6: no VLAN tags to slip past the checks below, no STP/LLDP.
-    rules.append("meta protocol != { arp, ip, ip6 } drop")
+    rules.append(_none_of("meta protocol", ["arp", "ip", "ip6"]) + " drop")
     if plan.mac:
         rules.append(f"arp saddr ether != {plan.mac} drop")
     if plan.restrict_ipv4:
         # 0.0.0.0 is what a DHCP client and ARP duplicate-address probes use.
-        own = f"{{ {plan.ipv4}, 0.0.0.0 }}" if plan.ipv4 else "0.0.0.0"
-        rules.append(f"arp saddr ip != {own} drop")
+        own = [str(plan.ipv4), "0.0.0.0"] if plan.ipv4 else ["0.0.0.0"]
+        rules.append(_none_of("arp saddr ip", own) + " drop")
     # No DHCP server replies from a VM, whatever its address.
     rules.append("meta protocol ip udp sport 67 drop")
     if plan.restrict_ipv4:
@@ -67,13 +100,14 @@ def antispoof_rules(plan: NicPlan) -> list[str]:
         else:
             rules.append("meta protocol ip drop")
     # No router advertisements, redirects or DHCPv6 server replies from a VM.
-    rules.append("icmpv6 type { nd-router-advert, nd-redirect } drop")
+    rules.append("icmpv6 type nd-router-advert drop")
+    rules.append("icmpv6 type nd-redirect drop")
     rules.append("meta protocol ip6 udp sport 547 drop")
     if plan.restrict_ipv6:
         allowed = ["::", "fe80::/64"]
         if plan.ipv6:
             allowed.append(str(plan.ipv6))
-        rules.append(f"ip6 saddr != {{ {', '.join(allowed)} }} drop")
+        rules.append(_none_of("ip6 saddr", allowed) + " drop")
         # A neighbour advertisement may only announce the VM's own addresses
         # (@th,64,... is the NA's target address).
         na = "icmpv6 type nd-neighbor-advert @th,64,64 != 0xfe80000000000000"
@@ -92,122 +126,164 @@ def private_filter_rules(plan: NicPlan, mac_mask: str) -> list[str]:
     return [f"ether saddr & {mac_mask} != {masked} drop"]
 
 
-Chains = frozenset[tuple[str, str]]  # (family, chain) of our tables, as listed
+def profile_rules(profile: str) -> list[str]:
+    """A profile chain's rules for traffic towards the VM, in order.
 
-
-def parse_chains(output: str) -> Chains:
-    """`nft list chains` output -> the (family, chain) pairs of the snf_network tables.
-
-    Listing chains is cheap whatever the rule count; anything that needs the rules
-    (`flush chain`, `add rule` to an existing chain) makes nft fetch every rule of every
-    table first, which grows with the NIC count. Knowing what exists lets the common
-    case (a fresh tap) skip all of that.
+    protected: replies to what the VM started (TCP, DNS and every other conntrack'ed
+    flow) and ICMP/ICMPv6 (echo, errors and IPv6 neighbour discovery, which upstream
+    dropped); limited: that plus TCP 22 and 3389. A profile only takes traffic away: what
+    it accepts still passes the host's other forward rules.
     """
-    found: set[tuple[str, str]] = set()
-    family = None
-    for line in output.splitlines():
-        words = line.split()
-        if len(words) >= 3 and words[0] == "table":
-            family = words[1] if words[2] == TABLE else None
-        elif family and len(words) >= 2 and words[0] == "chain":
-            found.add((family, words[1]))
-    return frozenset(found)
+    rules = [
+        "ct state established,related accept",
+        "meta l4proto { icmp, ipv6-icmp } accept",
+    ]
+    if profile == "limited":
+        ports = ", ".join(str(port) for port in LIMITED_TCP_PORTS)
+        rules.append(f"tcp dport {{ {ports} }} accept")
+    return [*rules, "drop"]
 
 
-def _skeleton(existing: Chains | None) -> list[str]:
-    lines = [f"add table netdev {TABLE}", f"add table bridge {TABLE}"]
-    if existing is not None and ("bridge", "dispatch") in existing:
-        return lines
+def _remade_chain(family: str, chain: str, declaration: str, rules: list[str]) -> list[str]:
+    head = f"add chain {family} {TABLE} {chain}" + (f" {{ {declaration} }}" if declaration else "")
     return [
-        *lines,
-        f"add map bridge {TABLE} {TO_VM_MAP} {{ type ifname : verdict; }}",
-        f"add chain bridge {TABLE} dispatch"
-        f" {{ type filter hook forward priority {PRIORITY}; policy accept; }}",
-        # Re-made whenever it may be missing, so it exists exactly once.
-        f"flush chain bridge {TABLE} dispatch",
-        f"add rule bridge {TABLE} dispatch oifname vmap @{TO_VM_MAP}",
+        head,
+        f"flush chain {family} {TABLE} {chain}",
+        *(f"add rule {family} {TABLE} {chain} {rule}" for rule in rules),
     ]
 
 
+def skeleton(mark_mask: int) -> list[str]:
+    """The tables, sets and shared chains, (re)made exactly (idempotent; atomic within
+    the batch it starts). Per-tap chains and set elements are left as they are."""
+    bits = mark_bits(mark_mask)
+    ifname_set = "{ type ifname; }"
+    lines = [f"add table netdev {TABLE}", f"add table bridge {TABLE}", f"add table inet {TABLE}"]
+    for family in _FAMILIES:
+        lines += [f"add set {family} {TABLE} {profile_set(p)} {ifname_set}" for p in PROFILES]
+    lines.append(f"add map bridge {TABLE} {TO_VM_MAP} {{ type ifname : verdict; }}")
+    keep = 0xFFFFFFFF & ~mark_mask
+    lines += _remade_chain(
+        "bridge",
+        "forward",
+        f"type filter hook forward priority {L2_PRIORITY}; policy accept;",
+        [
+            f"meta mark set meta mark & 0x{keep:08x}",
+            *(
+                f"oifname @{profile_set(p)} meta mark set meta mark | 0x{bits[p]:08x}"
+                for p in PROFILES
+            ),
+            f"oifname vmap @{TO_VM_MAP}",
+        ],
+    )
+    for profile in PROFILES:
+        lines += _remade_chain("inet", profile, "", profile_rules(profile))
+    by_mark = ", ".join(f"0x{bits[p]:08x} : jump {p}" for p in PROFILES)
+    lines += _remade_chain(
+        "inet",
+        "forward",
+        f"type filter hook forward priority {FW_PRIORITY}; policy accept;",
+        [
+            *(f"oifname @{profile_set(p)} jump {p}" for p in PROFILES),
+            f"meta mark & 0x{mark_mask:08x} vmap {{ {by_mark} }}",
+        ],
+    )
+    return lines
+
+
 def _ingress_hook(tap: str) -> str:
-    return f'type filter hook ingress device "{tap}" priority {PRIORITY}; policy accept;'
+    return f'type filter hook ingress device "{tap}" priority {L2_PRIORITY}; policy accept;'
 
 
-def _ingress_chain_decl(tap: str) -> str:
-    return f"add chain netdev {TABLE} {ingress_chain(tap)} {{ {_ingress_hook(tap)} }}"
+def _element(family: str, name: str, tap: str) -> str:
+    return f'element {family} {TABLE} {name} {{ "{tap}" }}'
 
 
-def _chain_block(family: str, chain: str, head: str, rules: list[str]) -> str:
-    """A chain and its rules in nft's block syntax: creating it this way needs no rule
-    cache (only for a chain that does not exist yet: it would append)."""
-    body = "".join(f"\n    {rule}" for rule in [head, *rules] if rule)
-    return f"table {family} {TABLE} {{\n  chain {chain} {{{body}\n  }}\n}}"
+def _to_vm_element(tap: str) -> str:
+    return f'element bridge {TABLE} {TO_VM_MAP} {{ "{tap}" : jump {egress_chain(tap)} }}'
 
 
-def up_batch(plan: NicPlan, mac_mask: str, existing: Chains | None = None) -> str:
-    """One atomic nft transaction that (re)makes the tap's chains (idempotent).
-
-    `existing` is what parse_chains found; None means unknown (everything is re-made
-    the slow, always-safe way).
-    """
-    tap = plan.tap
-    ingress, egress_name = ingress_chain(tap), egress_chain(tap)
-    lines = _skeleton(existing)
-    rules = antispoof_rules(plan)
-    if existing is not None and ("netdev", ingress) not in existing:
-        lines.append(_chain_block("netdev", ingress, _ingress_hook(tap), rules))
-    else:
-        lines.append(_ingress_chain_decl(tap))
-        lines.append(f"flush chain netdev {TABLE} {ingress}")
-        lines += [f"add rule netdev {TABLE} {ingress} {rule}" for rule in rules]
-    # The map element and the egress chain exist only on private-filtered networks; a
-    # NIC that left one loses them.
-    element = f'{TO_VM_MAP} {{ "{tap}" : jump {egress_name} }}'
-    egress = private_filter_rules(plan, mac_mask)
-    had_egress = existing is None or ("bridge", egress_name) in existing
-    if egress:
-        if had_egress:
-            lines.append(f"add chain bridge {TABLE} {egress_name}")
-            lines.append(f"flush chain bridge {TABLE} {egress_name}")
-            lines += [f"add rule bridge {TABLE} {egress_name} {rule}" for rule in egress]
-        else:
-            lines.append(_chain_block("bridge", egress_name, "", egress))
-        lines.append(f"add element bridge {TABLE} {element}")
-    elif had_egress:
-        lines += _drop_egress(tap)
+def _join(lines: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def fresh_up_batch(plan: NicPlan, mac_mask: str) -> str:
+    """The common case, a tap this host has no rules for: adds only. Fails (EEXIST,
+    ENOENT) when the tap's chain exists or the skeleton does not; then use up_batch."""
+    tap = plan.tap
+    lines = _join_profile(plan)
+    lines.append(f"create chain netdev {TABLE} {ingress_chain(tap)} {{ {_ingress_hook(tap)} }}")
+    lines += [
+        f"add rule netdev {TABLE} {ingress_chain(tap)} {rule}" for rule in antispoof_rules(plan)
+    ]
+    egress = private_filter_rules(plan, mac_mask)
+    if egress:
+        lines.append(f"create chain bridge {TABLE} {egress_chain(tap)}")
+        lines += [f"add rule bridge {TABLE} {egress_chain(tap)} {rule}" for rule in egress]
+        lines.append(f"add {_to_vm_element(tap)}")
+    return _join(lines)
+
+
+def _join_profile(plan: NicPlan) -> list[str]:
+    if plan.profile not in PROFILES:
+        return []
+    name = profile_set(plan.profile)
+    return [f"add {_element(family, name, plan.tap)}" for family in _FAMILIES]
+
+
+def _leave_profiles(tap: str) -> list[str]:
+    """Take the tap out of every profile set, member or not (add-then-delete is "delete
+    if present" within one transaction)."""
+    lines = []
+    for family in _FAMILIES:
+        for profile in PROFILES:
+            element = _element(family, profile_set(profile), tap)
+            lines += [f"add {element}", f"delete {element}"]
+    return lines
+
+
 def _drop_egress(tap: str) -> list[str]:
-    """Delete the egress chain and its map element, present or not (add-then-delete is
-    "delete if present" in one transaction)."""
-    element = f'{TO_VM_MAP} {{ "{tap}" : jump {egress_chain(tap)} }}'
+    """Delete the egress chain and its map element, present or not."""
     return [
         f"add chain bridge {TABLE} {egress_chain(tap)}",
-        f"add element bridge {TABLE} {element}",
-        f"delete element bridge {TABLE} {element}",
+        f"add {_to_vm_element(tap)}",
+        f"delete {_to_vm_element(tap)}",
         f"delete chain bridge {TABLE} {egress_chain(tap)}",
     ]
 
 
-def down_batch(tap: str, *, with_ingress: bool = True, existing: Chains | None = None) -> str:
-    """One atomic nft transaction removing the tap's chains (deleting a chain deletes
-    its rules). With `existing`, only what is there; without, "present or not".
-
-    `with_ingress=False` leaves out the netdev chain: kernels before 6.x release it
-    themselves when the tap goes away and refuse to re-declare it for a missing device.
-    """
-    lines = [f"add table netdev {TABLE}", f"add table bridge {TABLE}"]
-    if existing is None:
-        lines = _skeleton(None)
-        if with_ingress:
-            lines.append(_ingress_chain_decl(tap))
-            lines.append(f"delete chain netdev {TABLE} {ingress_chain(tap)}")
+def up_batch(plan: NicPlan, mac_mask: str, mark_mask: int) -> str:
+    """One atomic transaction making the tap's filtering exactly what `plan` says,
+    whatever was there before (idempotent), the skeleton included."""
+    tap = plan.tap
+    lines = skeleton(mark_mask) + _leave_profiles(tap) + _join_profile(plan)
+    lines += _remade_chain("netdev", ingress_chain(tap), _ingress_hook(tap), antispoof_rules(plan))
+    egress = private_filter_rules(plan, mac_mask)
+    if egress:
+        lines += _remade_chain("bridge", egress_chain(tap), "", egress)
+        lines.append(f"add {_to_vm_element(tap)}")
+    else:
         lines += _drop_egress(tap)
-        return "\n".join(lines) + "\n"
-    if ("netdev", ingress_chain(tap)) in existing:
-        lines.append(f"delete chain netdev {TABLE} {ingress_chain(tap)}")
-    if ("bridge", egress_chain(tap)) in existing:
-        lines.append(f'delete element bridge {TABLE} {TO_VM_MAP} {{ "{tap}" }}')
-        lines.append(f"delete chain bridge {TABLE} {egress_chain(tap)}")
-    return "\n".join(lines) + "\n"
+    return _join(lines)
+
+
+def down_batch(tap: str, *, tap_exists: bool, mark_mask: int | None = None) -> str:
+    """One atomic transaction removing what up added for the tap, present or not.
+
+    With `mark_mask` the skeleton is (re)made first, for a node where it is missing.
+    A vanished tap's ingress chain cannot be named with its hook (the device is gone):
+    leave it to `delete_ingress` then.
+    """
+    lines = skeleton(mark_mask) if mark_mask is not None else []
+    lines += _leave_profiles(tap) + _drop_egress(tap)
+    if tap_exists:
+        lines += [
+            f"add chain netdev {TABLE} {ingress_chain(tap)} {{ {_ingress_hook(tap)} }}",
+            f"delete chain netdev {TABLE} {ingress_chain(tap)}",
+        ]
+    return _join(lines)
+
+
+def delete_ingress(tap: str) -> str:
+    """Delete a vanished tap's ingress chain (kernels 6.x keep it; it fails if absent)."""
+    return f"delete chain netdev {TABLE} {ingress_chain(tap)}\n"

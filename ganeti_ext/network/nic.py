@@ -1,9 +1,9 @@
 """Up and down of one NIC, and the clean-up hooks call: the orchestration.
 
-Order on up: layer-2 anti-spoofing first (the VM never runs unprotected: qemu gets `cont`
-only after this script), then the firewall profile, then the wiring (bridge port or
-routes), then the nfdhcpd binding and the state file; announcements last, outside the
-lock. Everything is idempotent: up twice equals up once.
+Order on up: the nft filters first, anti-spoofing and firewall profile in one
+transaction (the VM never runs unprotected: qemu gets `cont` only after this script),
+then the wiring (bridge port or routes), then the nfdhcpd binding and the state file;
+announcements last, outside the lock. Everything is idempotent: up twice equals up once.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 
 from ganeti_ext import bindings
 from ganeti_ext.environ import nic as nic_env
-from ganeti_ext.errors import ValidationError
-from ganeti_ext.network import announce, iptrules, links, nftrules, state
+from ganeti_ext.errors import CommandError, ValidationError
+from ganeti_ext.network import announce, links, nftrules, state
 from ganeti_ext.network.host import Host
 from ganeti_ext.network.plan import NicPlan, plan_nic
 from ganeti_ext.network.settings import Settings
@@ -53,12 +53,7 @@ def up(env: Mapping[str, str], ctx: Context) -> NicPlan:
         if old is not None and old.routed is not None:
             # The tap name may have been reused, or the NIC changed: drop the old routes.
             _routed_down(host, plan.tap, old.routed)
-        host.retried(
-            lambda: host.nft(nftrules.up_batch(plan, ctx.settings.mac_mask, host.nft_chains())),
-            "nft",
-        )
-        for family in iptrules.FAMILIES:
-            host.retried(lambda family=family: _iptables_up(host, plan, family), "iptables")
+        _filters_up(host, plan, ctx.settings, fresh=old is None)
         if plan.firewalled and plan.mode == "bridged":
             _ensure_bridge_netfilter(host)
         routed = None
@@ -125,9 +120,7 @@ def down(tap: str, ctx: Context) -> None:
     host = ctx.host
     with host.locked():
         old = state.load(ctx.settings.state_dir, tap)
-        host.retried(lambda: host.nft(nftrules.down_batch(tap, existing=host.nft_chains())), "nft")
-        for family in iptrules.FAMILIES:
-            host.retried(lambda family=family: _iptables_down(host, tap, family), "iptables")
+        _filters_down(host, tap, ctx.settings)
         if old is not None and old.routed is not None:
             _routed_down(host, tap, old.routed)
         bindings.remove_binding(ctx.settings.nfdhcpd_state_dir, tap)
@@ -165,20 +158,41 @@ def _routed_down(host: Host, tap: str, setup: links.RoutedSetup) -> None:
         host.ip_batch([links.rule_line("del", tap, setup.table)], force=True, family=family)
 
 
-def _iptables_up(host: Host, plan: NicPlan, family: int) -> None:
-    batch = iptrules.up_batch(plan, family, host.dispatch(family))
-    if batch is not None:
-        host.iptables_restore(family, batch)
+def _filters_up(host: Host, plan: NicPlan, settings: Settings, *, fresh: bool) -> None:
+    """Anti-spoofing, firewall profile and private filtering in one nft transaction:
+    adds only for a fresh tap (cheap however many NICs the node has), the full
+    idempotent batch otherwise or when the fresh one is refused."""
+    if fresh:
+        try:
+            host.nft(nftrules.fresh_up_batch(plan, settings.mac_mask))
+            return
+        except CommandError as err:
+            log.info("%s: not a fresh tap for nft, re-making its rules (%s)", plan.tap, err)
+    batch = nftrules.up_batch(plan, settings.mac_mask, settings.firewall_mark_mask)
+    host.retried(lambda: host.nft(batch), "nft")
 
 
-def _iptables_down(host: Host, tap: str, family: int) -> None:
-    batch = iptrules.down_batch(tap, host.dispatch(family))
-    if batch is not None:
-        host.iptables_restore(family, batch)
+def _filters_down(host: Host, tap: str, settings: Settings) -> None:
+    exists = host.exists(tap)
+    try:
+        host.nft(nftrules.down_batch(tap, tap_exists=exists))
+    except CommandError:
+        # The skeleton is missing (a rebooted node, say): make it so the batch holds.
+        batch = nftrules.down_batch(tap, tap_exists=exists, mark_mask=settings.firewall_mark_mask)
+        host.retried(lambda: host.nft(batch), "nft")
+    if not exists:
+        host.nft_if_present(nftrules.delete_ingress(tap))
+
+
+def ensure_skeleton(ctx: Context) -> None:
+    """(Re)make the shared tables and chains, e.g. after FIREWALL_MARK_MASK changed."""
+    batch = "\n".join(nftrules.skeleton(ctx.settings.firewall_mark_mask)) + "\n"
+    with ctx.host.locked():
+        ctx.host.retried(lambda: ctx.host.nft(batch), "nft")
 
 
 def _ensure_bridge_netfilter(host: Host) -> None:
-    """Bridged firewall rules only see traffic when br_netfilter hands it to iptables."""
+    """Bridged traffic reaches the inet firewall only when br_netfilter hands it over."""
     for key in ("net/bridge/bridge-nf-call-iptables", "net/bridge/bridge-nf-call-ip6tables"):
         value = host.read_sysctl(key)
         if value is None:

@@ -1,6 +1,6 @@
 """What one NIC needs, decided from Ganeti's environment and the settings (pure).
 
-A NicPlan is the single description every builder (nft, iptables, links, binding)
+A NicPlan is the single description every builder (nft, links, binding)
 works from, so up and down agree on what "this NIC's configuration" is.
 """
 

@@ -31,6 +31,9 @@ class Settings:
     private_filtered_tag: str = "private-filtered"
     masq_tag: str = "masq"
     firewall_tag_prefix: str = "synnefo:network:"
+    # Two bits of the packet mark carry a bridged packet's firewall profile from the
+    # bridge table to the inet one (see nftrules); nothing else on the host may use them.
+    firewall_mark_mask: int = 0x00300000
 
 
 _FIELDS = {
@@ -43,6 +46,7 @@ _FIELDS = {
     "PRIVATE_FILTERED_TAG": "private_filtered_tag",
     "MASQ_TAG": "masq_tag",
     "FIREWALL_TAG_PREFIX": "firewall_tag_prefix",
+    "FIREWALL_MARK_MASK": "firewall_mark_mask",
 }
 
 
@@ -91,9 +95,21 @@ def _convert(source: str, key: str, value: str) -> object:
         if key == "TAP_CONSTANT_MAC" and int(mac[:2], 16) & 1:
             raise _error(source, key, f"must be a unicast MAC: {value!r}")
         return mac
+    if key == "FIREWALL_MARK_MASK":
+        return _mark_mask(source, key, value)
     if any(char.isspace() for char in value) or not value:
         raise _error(source, key, f"must be one word, got {value!r}")
     return value
+
+
+def _mark_mask(source: str, key: str, value: str) -> int:
+    try:
+        mask = int(value, 0)
+    except ValueError:
+        raise _error(source, key, f"not a number (0x00300000): {value!r}") from None
+    if not 0 < mask <= 0xFFFFFFFF or mask.bit_count() != 2:
+        raise _error(source, key, f"must be a 32-bit mask with exactly two bits set: {value!r}")
+    return mask
 
 
 def load(path: str | PathLike[str] = paths.SNF_NETWORK_DEFAULTS) -> Settings:

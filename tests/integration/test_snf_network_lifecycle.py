@@ -2,7 +2,7 @@
 
 Ganeti runs the installed NIC script (/etc/ganeti/kvm-vif-bridge) for each tap it
 creates and never calls a down script (3.0); the snf-network post-hooks take down what
-vanished. After every step, each node's rules (nft and iptables chains), nfdhcpd
+vanished. After every step, each node's rules (nft chains, profile set elements), nfdhcpd
 bindings and snf-network state must name exactly the taps that exist on that node, and
 the instance's tap must carry all of them on the node that runs it.
 """
@@ -13,14 +13,18 @@ import re
 
 from instances import add_instance
 
+KINDS = ("state", "bindings", "profile-inet", "profile-bridge", "nft")
 TAP = re.compile(r"^tap\d+$")  # Ganeti's KVM taps (the tests' veths are tapc..., tapb...)
 
 VIEW = r"""
 echo '[links]'; ip -o link show | sed -n 's/^[0-9]*: \([^:@]*\).*/\1/p'
 echo '[state]'; ls /var/lib/snf-network | sed -n 's/\.json$//p'
 echo '[bindings]'; ls /var/lib/nfdhcpd
-echo '[iptables]'; iptables -S | sed -n 's/^-N snf-//p'
-echo '[ip6tables]'; ip6tables -S | sed -n 's/^-N snf-//p'
+for family in inet bridge; do
+  echo "[profile-$family]"
+  for set in fw_protected fw_limited; do nft list set $family snf_network $set; done \
+    | grep -o '"[^"]*"' | tr -d '"'
+done
 echo '[nft]'; nft list chains netdev | sed -n 's/^\s*chain from_\(\S*\) {/\1/p'
 true
 """
@@ -51,13 +55,13 @@ def assert_nodes_match(lab, name: str, running_on: int | None) -> None:
     for node in (1, 2):
         view = node_view(lab, node)
         live = view["links"]
-        for kind in ("state", "bindings", "iptables", "ip6tables", "nft"):
+        for kind in KINDS:
             leftovers = view[kind] - live
             assert not leftovers, f"node {node}: {kind} for vanished taps {sorted(leftovers)}"
         mine = taps_of(lab, name, node) if node == running_on else set()
         if node == running_on:
             assert mine, f"node {node}: no tap recorded for {name}"
-        for kind in ("state", "bindings", "iptables", "ip6tables", "nft"):
+        for kind in KINDS:
             missing = mine - view[kind]
             assert not missing, f"node {node}: {kind} missing for {name}'s {sorted(missing)}"
 

@@ -1,4 +1,4 @@
-"""snf-network's pure core: settings, NIC plans, nft/iptables/ip batches, frames."""
+"""snf-network's pure core: settings, NIC plans, nft/ip batches, frames."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from ganeti_ext.environ import nic as nic_env
 from ganeti_ext.environ.reader import read_env_file
 from ganeti_ext.errors import ConfigError, ValidationError
-from ganeti_ext.network import announce, iptrules, links, nftrules, settings
+from ganeti_ext.network import announce, links, nftrules, settings
 from ganeti_ext.network.plan import firewall_profile, plan_nic
 
 BRIDGED = {
@@ -51,6 +51,7 @@ def test_shipped_defaults_file_is_all_defaults():
 def test_settings_values_and_quotes():
     got = settings.parses('STATE_DIR="/srv/snf"\nMAC_MASK=FF:FF:FF:00:00:00 # wide\n')
     assert str(got.state_dir) == "/srv/snf" and got.mac_mask == "ff:ff:ff:00:00:00"
+    assert settings.parses("FIREWALL_MARK_MASK=0x0c000000").firewall_mark_mask == 0x0C000000
 
 
 @pytest.mark.parametrize(
@@ -61,6 +62,9 @@ def test_settings_values_and_quotes():
         pytest.param("TAP_CONSTANT_MAC=01:00:00:00:00:01", "TAP_CONSTANT_MAC", id="multicast"),
         pytest.param("MAC_MASK=ff:ff", "MAC_MASK", id="short-mask"),
         pytest.param("NFDHCPD_TAG='a b'", "NFDHCPD_TAG", id="two-words"),
+        pytest.param("FIREWALL_MARK_MASK=0x100000", "FIREWALL_MARK_MASK", id="one-bit"),
+        pytest.param("FIREWALL_MARK_MASK=0x1ffffffff", "FIREWALL_MARK_MASK", id="wide"),
+        pytest.param("FIREWALL_MARK_MASK=lots", "FIREWALL_MARK_MASK", id="not-a-number"),
     ],
 )
 def test_bad_settings_name_the_key(text, key):
@@ -137,16 +141,21 @@ def test_untagged_routed_nic_without_ip_keeps_its_antispoofing():
 
 
 # -- nft --------------------------------------------------------------------------------
+MAC_MASK = "ff:ff:f0:00:00:00"
+MARK_MASK = 0x00300000
+
+
 def test_antispoof_rules_cover_mac_arp_ip_ra_dhcp():
     rules = nftrules.antispoof_rules(plan())
     assert rules[0] == "ether saddr != aa:00:01:9b:9f:65 drop"
-    assert "meta protocol != { arp, ip, ip6 } drop" in rules
-    assert "arp saddr ip != { 198.51.100.3, 0.0.0.0 } drop" in rules
+    assert "meta protocol != arp meta protocol != ip meta protocol != ip6 drop" in rules
+    assert "arp saddr ip != 198.51.100.3 arp saddr ip != 0.0.0.0 drop" in rules
     assert "ip saddr != 198.51.100.3 drop" in rules
     assert "meta protocol ip udp sport 67 drop" in rules
-    assert "icmpv6 type { nd-router-advert, nd-redirect } drop" in rules
+    assert "icmpv6 type nd-router-advert drop" in rules
+    assert "icmpv6 type nd-redirect drop" in rules
     assert "meta protocol ip6 udp sport 547 drop" in rules
-    assert f"ip6 saddr != {{ ::, fe80::/64, {EUI64} }} drop" in rules
+    assert f"ip6 saddr != :: ip6 saddr != fe80::/64 ip6 saddr != {EUI64} drop" in rules
     na = [rule for rule in rules if "nd-neighbor-advert" in rule]
     target = f"0x{int(ipaddress.IPv6Address(EUI64)):032x}"
     assert na == [
@@ -159,16 +168,107 @@ def test_antispoof_rules_cover_mac_arp_ip_ra_dhcp():
     )
 
 
+def test_antispoof_rules_use_no_anonymous_set():
+    """Every anonymous set in a tap's chain is one more set nft fetches on each later up."""
+    for got in (plan(), plan(IP=None), plan(MODE="routed", LINK="100")):
+        assert not any("{" in rule for rule in nftrules.antispoof_rules(got))
+
+
 def test_antispoof_without_ip_allows_only_dhcp_discovery():
     rules = nftrules.antispoof_rules(plan(IP=None))
     assert "arp saddr ip != 0.0.0.0 drop" in rules and "meta protocol ip drop" in rules
 
 
-def test_up_batch_is_one_transaction_and_idempotent_by_construction():
-    batch = nftrules.up_batch(plan(), "ff:ff:f0:00:00:00")
+def test_fresh_up_only_adds():
+    """No table, flush, delete or anonymous set: nft fetches no other tap's rules, the
+    kernel waits for no grace period, and a missing skeleton or an existing chain makes
+    the batch fail instead of half-applying."""
+    batch = nftrules.fresh_up_batch(plan(TAGS="synnefo:network:0:limited"), MAC_MASK)
     lines = batch.splitlines()
-    assert lines[0] == "add table netdev snf_network"
-    assert 'hook ingress device "tap0"' in batch
+    assert lines[:3] == [
+        'add element bridge snf_network fw_limited { "tap0" }',
+        'add element inet snf_network fw_limited { "tap0" }',
+        "create chain netdev snf_network from_tap0 { type filter hook ingress"
+        ' device "tap0" priority -150; policy accept; }',
+    ]
+    assert all(line.startswith(("add element", "create chain", "add rule")) for line in lines)
+    assert "add rule netdev snf_network from_tap0 ether saddr != aa:00:01:9b:9f:65 drop" in lines
+    assert "to_tap0" not in batch
+
+
+def test_fresh_up_without_profile_joins_no_set():
+    batch = nftrules.fresh_up_batch(plan(TAGS="synnefo:network:0:unprotected"), MAC_MASK)
+    assert "fw_" not in batch and batch.startswith("create chain netdev")
+
+
+def test_private_filtered_masks_the_prefix():
+    got = plan(NETWORK_TAGS="private-filtered", NETWORK_MAC_PREFIX="aa:12:34")
+    assert nftrules.private_filter_rules(got, MAC_MASK) == [
+        "ether saddr & ff:ff:f0:00:00:00 != aa:12:30:00:00:00 drop"
+    ]
+    fresh = nftrules.fresh_up_batch(got, MAC_MASK).splitlines()
+    assert fresh[-3:] == [
+        "create chain bridge snf_network to_tap0",
+        "add rule bridge snf_network to_tap0 ether saddr & ff:ff:f0:00:00:00"
+        " != aa:12:30:00:00:00 drop",
+        'add element bridge snf_network to_vm { "tap0" : jump to_tap0 }',
+    ]
+    full = nftrules.up_batch(got, MAC_MASK, MARK_MASK)
+    assert "flush chain bridge snf_network to_tap0" in full
+    assert "delete chain bridge snf_network to_tap0" not in full
+
+
+def test_skeleton_marks_bridged_profiles_and_dispatches_by_set_and_mark():
+    lines = nftrules.skeleton(MARK_MASK)
+    bridge = [line.split(" forward ", 1)[1] for line in lines if "rule bridge" in line]
+    assert bridge == [
+        "meta mark set meta mark & 0xffcfffff",
+        "oifname @fw_protected meta mark set meta mark | 0x00100000",
+        "oifname @fw_limited meta mark set meta mark | 0x00200000",
+        "oifname vmap @to_vm",
+    ]
+    inet = "add rule inet snf_network forward "
+    forward = [line.removeprefix(inet) for line in lines if line.startswith(inet)]
+    assert forward == [
+        "oifname @fw_protected jump protected",
+        "oifname @fw_limited jump limited",
+        "meta mark & 0x00300000 vmap { 0x00100000 : jump protected, 0x00200000 : jump limited }",
+    ]
+    # base chains are emptied and refilled in the same transaction: never doubled
+    assert lines.index("flush chain inet snf_network forward") < lines.index(
+        "add rule inet snf_network forward oifname @fw_protected jump protected"
+    )
+
+
+def test_profiles():
+    protected = nftrules.profile_rules("protected")
+    assert protected == [
+        "ct state established,related accept",
+        "meta l4proto { icmp, ipv6-icmp } accept",
+        "drop",
+    ]
+    assert nftrules.profile_rules("limited") == [
+        *protected[:2],
+        "tcp dport { 22, 3389 } accept",
+        "drop",
+    ]
+
+
+def test_mark_bits_are_the_masks_two_bits():
+    assert nftrules.mark_bits(0x0C000000) == {"protected": 0x04000000, "limited": 0x08000000}
+
+
+def test_full_up_leaves_every_profile_before_joining_one():
+    lines = nftrules.up_batch(plan(TAGS="synnefo:network:0:protected"), MAC_MASK, MARK_MASK)
+    lines = lines.splitlines()
+    assert lines[: len(nftrules.skeleton(MARK_MASK))] == nftrules.skeleton(MARK_MASK)
+    for family in ("bridge", "inet"):
+        for profile in ("protected", "limited"):
+            element = f'element {family} snf_network fw_{profile} {{ "tap0" }}'
+            assert lines.index(f"add {element}") < lines.index(f"delete {element}")
+        joined = f'add element {family} snf_network fw_protected {{ "tap0" }}'
+        leave = f'delete element {family} snf_network fw_protected {{ "tap0" }}'
+        assert len(lines) - lines[::-1].index(joined) - 1 > lines.index(leave)
     assert "flush chain netdev snf_network from_tap0" in lines
     # not private-filtered: the egress chain and map element are removed if present
     assert lines[-2:] == [
@@ -177,98 +277,20 @@ def test_up_batch_is_one_transaction_and_idempotent_by_construction():
     ]
 
 
-def test_private_filtered_masks_the_prefix():
-    got = plan(NETWORK_TAGS="private-filtered", NETWORK_MAC_PREFIX="aa:12:34")
-    assert nftrules.private_filter_rules(got, "ff:ff:f0:00:00:00") == [
-        "ether saddr & ff:ff:f0:00:00:00 != aa:12:30:00:00:00 drop"
-    ]
-    batch = nftrules.up_batch(got, "ff:ff:f0:00:00:00")
-    assert "add rule bridge snf_network to_tap0 ether saddr" in batch
-    assert "delete chain bridge snf_network to_tap0" not in batch
-
-
 def test_down_batch_removes_only_this_tap():
-    batch = nftrules.down_batch("tap7")
-    assert "delete chain netdev snf_network from_tap7" in batch
+    batch = nftrules.down_batch("tap7", tap_exists=True)
+    assert batch.splitlines()[-1] == "delete chain netdev snf_network from_tap7"
     assert "delete chain bridge snf_network to_tap7" in batch
-    assert "tap0" not in batch
-    assert (
-        "netdev" not in nftrules.down_batch("tap7", with_ingress=False).split("add table netdev")[1]
-    )
+    assert 'delete element inet snf_network fw_limited { "tap7" }' in batch
+    assert "tap0" not in batch and "add table" not in batch
 
 
-# -- iptables -----------------------------------------------------------------------------
-@pytest.mark.parametrize("family, icmp", [(4, "icmp"), (6, "ipv6-icmp")])
-def test_profiles(family, icmp):
-    protected = iptrules.profile_rules("protected", family)
-    assert protected == [
-        "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-        f"-p {icmp} -j ACCEPT",
-        "-j DROP",
-    ]
-    limited = iptrules.profile_rules("limited", family)
-    assert limited[:2] == protected[:2] and limited[-1] == "-j DROP"
-    assert "-p tcp -m tcp --dport 22 -j ACCEPT" in limited
-    assert "-p tcp -m tcp --dport 3389 -j ACCEPT" in limited
-    assert iptrules.profile_rules("unprotected", family) == []
-    assert iptrules.profile_rules(None, family) == []
-
-
-def test_first_up_creates_dispatch_chain_and_jump():
-    batch = iptrules.up_batch(
-        plan(TAGS="synnefo:network:0:limited"), 4, iptrules.parse_dispatch(None)
-    )
-    assert batch.splitlines() == [
-        "*filter",
-        ":snf-network - [0:0]",
-        "-I FORWARD 1 -j snf-network",
-        ":snf-tap0 - [0:0]",
-        "-A snf-tap0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-        "-A snf-tap0 -p icmp -j ACCEPT",
-        "-A snf-tap0 -p tcp -m tcp --dport 22 -j ACCEPT",
-        "-A snf-tap0 -p tcp -m tcp --dport 3389 -j ACCEPT",
-        "-A snf-tap0 -j DROP",
-        "-A snf-network -m physdev --physdev-out tap0 --physdev-is-bridged -j snf-tap0",
-        "COMMIT",
-    ]
-
-
-SHOWN = """-N snf-network
--A snf-network -m physdev --physdev-out tap0 --physdev-is-bridged -j snf-tap0
--A snf-network -o tap10 -j snf-tap10
-"""
-
-
-def test_second_up_does_not_duplicate_the_jump():
-    batch = iptrules.up_batch(
-        plan(TAGS="synnefo:network:0:protected"), 4, iptrules.parse_dispatch(SHOWN)
-    )
-    assert "-A snf-network" not in batch and ":snf-network" not in batch
-    assert ":snf-tap0 - [0:0]" in batch  # flushes the old profile's rules
-
-
-def test_profile_removed_drops_chain_and_jump():
-    batch = iptrules.up_batch(plan(), 4, iptrules.parse_dispatch(SHOWN))
-    assert batch.splitlines()[1:] == [
-        "-D snf-network -m physdev --physdev-out tap0 --physdev-is-bridged -j snf-tap0",
-        ":snf-tap0 - [0:0]",
-        "-X snf-tap0",
-        "COMMIT",
-    ]
-    assert iptrules.up_batch(plan(), 4, iptrules.parse_dispatch("-N snf-network\n")) is None
-
-
-def test_mode_change_replaces_the_jump():
-    got = plan(MODE="routed", LINK="100", TAGS="synnefo:network:0:protected")
-    batch = iptrules.up_batch(got, 6, iptrules.parse_dispatch(SHOWN))
-    assert "-D snf-network -m physdev --physdev-out tap0 --physdev-is-bridged -j snf-tap0" in batch
-    assert "-A snf-network -o tap0 -j snf-tap0" in batch
-
-
-def test_down_touches_only_its_tap():
-    batch = iptrules.down_batch("tap10", iptrules.parse_dispatch(SHOWN))
-    assert "tap0 " not in batch and "-X snf-tap10" in batch
-    assert iptrules.down_batch("tap3", iptrules.parse_dispatch(SHOWN)) is None
+def test_down_of_a_vanished_tap_leaves_its_ingress_chain_to_delete_ingress():
+    batch = nftrules.down_batch("tap7", tap_exists=False)
+    assert "netdev" not in batch
+    assert nftrules.delete_ingress("tap7") == "delete chain netdev snf_network from_tap7\n"
+    with_skeleton = nftrules.down_batch("tap7", tap_exists=False, mark_mask=MARK_MASK)
+    assert with_skeleton.startswith("add table netdev snf_network\n")
 
 
 # -- links ----------------------------------------------------------------------------------
@@ -328,62 +350,3 @@ def test_unsolicited_na_checksum_verifies():
     pseudo = ipv6[8:40] + struct.pack("!I3xB", len(body), 58)
     assert announce._checksum(pseudo + body) == 0
     assert body[0] == 136 and body[8:24] == address.packed
-
-
-# `nft list chains` as nft 1.0.6 prints it, with another component's table beside ours.
-LISTED_CHAINS = """\
-table netdev snf_network {
-\tchain from_tap3 {
-\t\ttype filter hook ingress device "tap3" priority -150; policy accept;
-\t}
-}
-table bridge snf_network {
-\tchain dispatch {
-\t\ttype filter hook forward priority -150; policy accept;
-\t}
-\tchain to_tap3 {
-\t}
-}
-table ip filter {
-\tchain from_tap0 {
-\t}
-}
-"""
-
-
-def test_parse_chains_keeps_only_our_tables():
-    assert nftrules.parse_chains(LISTED_CHAINS) == {
-        ("netdev", "from_tap3"),
-        ("bridge", "dispatch"),
-        ("bridge", "to_tap3"),
-    }
-
-
-def test_up_of_a_fresh_tap_needs_no_rule_cache():
-    """No flush and no `add rule`: nft then never fetches the other taps' rules."""
-    batch = nftrules.up_batch(plan(), "ff:ff:f0:00:00:00", nftrules.parse_chains(LISTED_CHAINS))
-    assert "flush" not in batch and "add rule" not in batch and "delete" not in batch
-    assert "chain from_tap0 {" in batch
-    assert "ether saddr != aa:00:01:9b:9f:65 drop" in batch
-
-
-def test_up_of_a_known_tap_replaces_its_rules_and_drops_a_stale_egress_chain():
-    listed = nftrules.parse_chains(LISTED_CHAINS.replace("tap3", "tap0"))
-    batch = nftrules.up_batch(plan(), "ff:ff:f0:00:00:00", listed)
-    assert "flush chain netdev snf_network from_tap0" in batch
-    assert "delete chain bridge snf_network to_tap0" in batch
-    assert "flush chain bridge snf_network dispatch" not in batch  # the skeleton is there
-
-
-def test_first_up_on_a_node_makes_the_skeleton():
-    batch = nftrules.up_batch(plan(), "ff:ff:f0:00:00:00", frozenset())
-    assert "add rule bridge snf_network dispatch oifname vmap @to_vm" in batch
-
-
-def test_down_with_a_listing_deletes_only_what_exists():
-    listed = nftrules.parse_chains(LISTED_CHAINS)
-    batch = nftrules.down_batch("tap3", existing=listed)
-    assert "delete chain netdev snf_network from_tap3" in batch
-    assert 'delete element bridge snf_network to_vm { "tap3" }' in batch
-    assert "delete chain bridge snf_network to_tap3" in batch
-    assert "delete" not in nftrules.down_batch("tap9", existing=listed)
