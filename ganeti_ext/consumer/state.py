@@ -4,7 +4,7 @@ Messages are applied the way a Synnefo-style backend applies them:
 - idempotently: each message_id is applied once (`seen` table, same transaction);
 - in event_time order per object: a message older than the last one applied to that
   instance or network is dropped and counted (`stale`), as Synnefo's backend does;
-- opcode + final status decide the instance's state (OPER_STATE_FROM_OPCODE below).
+- opcode + final status decide the instance's state (model.OPER_STATE_FROM_OPCODE).
 
 Each `apply` is one sqlite transaction; the caller acks the message only after it
 returns, so a crash between the two re-delivers a message the `seen` table recognises.
@@ -15,48 +15,32 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ganeti_ext.amqp import routing
-from ganeti_ext.consumer.messages import FINAL_STATUSES, HOOK, EventTime, Incoming
+from ganeti_ext.consumer.appliers import APPLIERS, bump, ensure_instance, update_row
+from ganeti_ext.consumer.messages import Incoming
+from ganeti_ext.consumer.model import (  # re-exported: the names callers know state by
+    APPLIED,
+    BUILD,
+    DEAD_LETTERED,
+    DESTROYED,
+    DUPLICATE,
+    ERROR,
+    JSON_COLUMNS,
+    NIC_KEYS,
+    OPER_STATE_FROM_OPCODE,
+    STALE,
+    STARTED,
+    STOPPED,
+    UNKNOWN,
+    Instance,
+)
 from ganeti_ext.errors import GanetiExtError
 
 SCHEMA_VERSION = 1
-
-# Instance states, Synnefo's operstates.
-BUILD = "BUILD"
-STARTED = "STARTED"
-STOPPED = "STOPPED"
-ERROR = "ERROR"
-DESTROYED = "DESTROYED"
-UNKNOWN = "UNKNOWN"  # seen only through messages that do not tell (e.g. set-params)
-
-# The state an instance is in after an opcode succeeds (None: unchanged).
-OPER_STATE_FROM_OPCODE: Mapping[str, str | None] = {
-    "OP_INSTANCE_CREATE": STARTED,
-    "OP_INSTANCE_REMOVE": DESTROYED,
-    "OP_INSTANCE_STARTUP": STARTED,
-    "OP_INSTANCE_SHUTDOWN": STOPPED,
-    "OP_INSTANCE_REBOOT": STARTED,
-    "OP_INSTANCE_SET_PARAMS": None,
-    "OP_INSTANCE_REINSTALL": None,
-    "OP_INSTANCE_MIGRATE": None,
-    "OP_INSTANCE_FAILOVER": None,
-    "OP_INSTANCE_RENAME": None,
-    "OP_INSTANCE_GROW_DISK": None,
-}
-# Ganeti's answers when removing an instance that is already gone.
-_ALREADY_GONE = ("does not exist", "not known", "unknown instance")
-
-# Counters kept in the database (for tests, the benchmark and admins).
-APPLIED = "applied"
-DUPLICATE = "duplicate"
-STALE = "stale"
-DEAD_LETTERED = "dead_lettered"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -136,25 +120,6 @@ class StateError(GanetiExtError):
     """The state database cannot be opened or has an unknown layout."""
 
 
-@dataclass(frozen=True)
-class Instance:
-    name: str
-    state: str
-    ganeti_status: str | None
-    nics: list[dict[str, Any]]
-    disks: list[dict[str, Any]]
-    hvparams: dict[str, Any]
-    beparams: dict[str, Any]
-    tags: list[str]
-    last_job_id: str | None
-    last_operation: str | None
-    last_status: str | None
-    last_logmsg: str | None
-    error: str | None
-    event_time: EventTime
-    deleted: bool
-
-
 def db_path(url: str) -> str:
     """The file of a sqlite:///path URL (sqlite:////abs/path or sqlite:///rel/path).
 
@@ -223,21 +188,21 @@ class StateDB:
                 "SELECT 1 FROM seen WHERE message_id = ?", (message.message_id,)
             ).fetchone()
             if seen is not None:
-                _bump(conn, DUPLICATE)
+                bump(conn, DUPLICATE)
                 return DUPLICATE
-            applied = _APPLIERS[message.type](conn, message, now)
+            applied = APPLIERS[message.type](conn, message, now)
             outcome = APPLIED if applied else STALE
             conn.execute(
                 "INSERT INTO seen (message_id, type, routing_key, outcome, received_at) "
                 "VALUES (?, ?, ?, ?, ?)",
                 (message.message_id, message.type, message.routing_key, outcome, now),
             )
-            _bump(conn, outcome)
+            bump(conn, outcome)
         return outcome
 
     def count_dead_letter(self) -> None:
         with self.transaction() as conn:
-            _bump(conn, DEAD_LETTERED)
+            bump(conn, DEAD_LETTERED)
 
     def prune_seen(self, older_than_s: float) -> int:
         """Forget message ids received more than `older_than_s` ago; returns how many."""
@@ -298,15 +263,12 @@ class StateDB:
         if unknown:
             raise ValueError(f"not instance columns: {sorted(unknown)}")
         values = {
-            key: json.dumps(value) if key in _JSON_COLUMNS else value
+            key: json.dumps(value) if key in JSON_COLUMNS else value
             for key, value in fields.items()
         }
         with self.transaction() as conn:
-            _ensure_instance(conn, name, fields.get("state", UNKNOWN), self._clock())
-            _update(conn, "instances", "name", name, values, self._clock())
-
-
-_JSON_COLUMNS = ("nics", "disks", "hvparams", "beparams", "tags", "groups", "messages")
+            ensure_instance(conn, name, fields.get("state", UNKNOWN), self._clock())
+            update_row(conn, "instances", "name", name, values, self._clock())
 
 
 def _decoded(row: sqlite3.Row, json_columns: Sequence[str]) -> dict[str, Any]:
@@ -336,308 +298,21 @@ def _instance_from_row(row: sqlite3.Row) -> Instance:
     )
 
 
-def _bump(conn: sqlite3.Connection, name: str) -> None:
-    conn.execute(
-        "INSERT INTO counters (name, value) VALUES (?, 1) "
-        "ON CONFLICT(name) DO UPDATE SET value = value + 1",
-        (name,),
-    )
-
-
-def _update(
-    conn: sqlite3.Connection,
-    table: str,
-    key_column: str,
-    key: str,
-    values: Mapping[str, Any],
-    now: float,
-) -> None:
-    values = {**values, "updated_at": now}
-    assignments = ", ".join(f"{column} = ?" for column in values)
-    conn.execute(
-        f"UPDATE {table} SET {assignments} WHERE {key_column} = ?", (*values.values(), key)
-    )
-
-
-def _ensure_instance(conn: sqlite3.Connection, name: str, state: str, now: float) -> None:
-    conn.execute(
-        "INSERT OR IGNORE INTO instances (name, state, updated_at) VALUES (?, ?, ?)",
-        (name, state, now),
-    )
-
-
-def _older(event_time: EventTime | None, sec: int, usec: int) -> bool:
-    return event_time is not None and event_time < (sec, usec)
-
-
-def _job_id(body: Mapping[str, Any]) -> str | None:
-    job_id = body.get("jobId")
-    return None if job_id is None else str(job_id)
-
-
-def _failure(body: Mapping[str, Any]) -> str:
-    logmsg = body.get("logmsg") or ""
-    text = f"{body['operation']} {body['status']}"
-    return f"{text}: {logmsg}" if logmsg else text
-
-
-# -- per-type appliers: return False when the message is older than the state -----------
-def _job_values(message: Incoming) -> dict[str, Any]:
-    """The columns every job-status message sets on its instance or network row."""
-    body = message.body
-    values: dict[str, Any] = {
-        "last_job_id": _job_id(body),
-        "last_operation": body["operation"],
-        "last_status": body["status"],
-        "last_logmsg": body.get("logmsg") or None,
-    }
-    if message.event_time is not None:
-        values["event_sec"], values["event_usec"] = message.event_time
-    return values
-
-
-def _apply_op_status(conn: sqlite3.Connection, message: Incoming, now: float) -> bool:
-    body = message.body
-    name = body["instance"]
-    opcode = body["operation"]
-    status = body["status"]
-    row = conn.execute("SELECT * FROM instances WHERE name = ?", (name,)).fetchone()
-    if row is not None and _older(message.event_time, row["event_sec"], row["event_usec"]):
-        return False
-    if row is None:
-        _ensure_instance(conn, name, BUILD if opcode == "OP_INSTANCE_CREATE" else UNKNOWN, now)
-        row = conn.execute("SELECT * FROM instances WHERE name = ?", (name,)).fetchone()
-    values = _job_values(message)
-    if opcode == "OP_INSTANCE_CREATE" and row["deleted"]:
-        # The name is reused by a new instance: start from a clean row.
-        values.update(deleted=0, state=BUILD, error=None, nics="[]", disks="[]")
-        values.update(hvparams="{}", beparams="{}", tags="[]", ganeti_status=None)
-    if status not in FINAL_STATUSES:
-        if opcode == "OP_INSTANCE_CREATE":
-            values["state"] = BUILD
-    elif status == "success":
-        new_state = OPER_STATE_FROM_OPCODE.get(opcode)
-        if new_state is not None:
-            values["state"] = new_state
-        if opcode == "OP_INSTANCE_REMOVE":
-            values["deleted"] = 1
-        if opcode in ("OP_INSTANCE_CREATE", "OP_INSTANCE_STARTUP", "OP_INSTANCE_REBOOT"):
-            values["error"] = None
-    else:
-        values["error"] = _failure(body)
-        logmsg = (body.get("logmsg") or "").lower()
-        if opcode == "OP_INSTANCE_CREATE":
-            values["state"] = ERROR
-        elif opcode == "OP_INSTANCE_REMOVE" and any(text in logmsg for text in _ALREADY_GONE):
-            values.update(state=DESTROYED, deleted=1)
-    values.update(_instance_details(body, row))
-    _update(conn, "instances", "name", name, values, now)
-    return True
-
-
-def _instance_details(body: Mapping[str, Any], row: sqlite3.Row) -> dict[str, str]:
-    """NICs, disks and parameters a message carries, as JSON columns."""
-    details: dict[str, Any] = {}
-    job_fields = body.get("job_fields") or {}
-    if body.get("status") == "success" and isinstance(job_fields, dict):
-        # job_fields are the request: its NIC and disk specs are not what Ganeti made of
-        # them (instance_nics/instance_disks below are), and its parameters are only the
-        # ones changed, so they are merged into what is known.
-        for key in ("hvparams", "beparams"):
-            if isinstance(job_fields.get(key), dict) and job_fields[key]:
-                details[key] = {**json.loads(row[key]), **job_fields[key]}
-    if isinstance(body.get("instance_nics"), list):
-        details["nics"] = [_nic(nic) for nic in body["instance_nics"] if isinstance(nic, dict)]
-    if isinstance(body.get("instance_disks"), list):
-        details["disks"] = [
-            {key: disk.get(key) for key in ("name", "size", "uuid")}
-            for disk in body["instance_disks"]
-            if isinstance(disk, dict)
-        ]
-    if isinstance(body.get("instance_hvparams"), dict):
-        details["hvparams"] = body["instance_hvparams"]
-    if isinstance(body.get("tags"), list):
-        details["tags"] = [str(tag) for tag in body["tags"]]
-    return {key: json.dumps(value, sort_keys=True) for key, value in details.items()}
-
-
-NIC_KEYS = ("name", "network", "ip", "mac", "mode", "link", "uuid", "firewall")
-
-
-def _nic(nic: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: nic.get(key) for key in NIC_KEYS}
-
-
-_NETWORK_STATE_FROM_OPCODE = {"OP_NETWORK_ADD": "ACTIVE", "OP_NETWORK_REMOVE": "DELETED"}
-
-
-def _apply_network_status(conn: sqlite3.Connection, message: Incoming, now: float) -> bool:
-    body = message.body
-    name = body["network"]
-    opcode = body["operation"]
-    status = body["status"]
-    row = conn.execute("SELECT * FROM networks WHERE name = ?", (name,)).fetchone()
-    if row is not None and _older(message.event_time, row["event_sec"], row["event_usec"]):
-        return False
-    if row is None or (opcode == "OP_NETWORK_ADD" and row["deleted"]):
-        conn.execute("DELETE FROM networks WHERE name = ?", (name,))
-        state = "PENDING" if opcode == "OP_NETWORK_ADD" else "UNKNOWN"
-        conn.execute(
-            "INSERT INTO networks (name, state, updated_at) VALUES (?, ?, ?)", (name, state, now)
-        )
-        row = conn.execute("SELECT * FROM networks WHERE name = ?", (name,)).fetchone()
-    values = _job_values(message)
-    job_fields = body.get("job_fields") or {}
-    if status == "success":
-        if opcode in _NETWORK_STATE_FROM_OPCODE:
-            values["state"] = _NETWORK_STATE_FROM_OPCODE[opcode]
-        if opcode == "OP_NETWORK_REMOVE":
-            values["deleted"] = 1
-        for key in ("subnet", "gateway", "subnet6", "gateway6"):
-            if isinstance(job_fields.get(key), str):
-                values[key] = job_fields[key]
-        group = job_fields.get("group_name")
-        if isinstance(group, str) and opcode in ("OP_NETWORK_CONNECT", "OP_NETWORK_DISCONNECT"):
-            groups = set(json.loads(row["groups"]))
-            if opcode == "OP_NETWORK_CONNECT":
-                groups.add(group)
-            else:
-                groups.discard(group)
-            values["groups"] = json.dumps(sorted(groups))
-    elif status in FINAL_STATUSES:
-        values["error"] = _failure(body)
-        if opcode == "OP_NETWORK_ADD":
-            values["state"] = "ERROR"
-    _update(conn, "networks", "name", name, values, now)
-    return True
-
-
-def _apply_cluster(conn: sqlite3.Connection, message: Incoming, now: float) -> bool:
-    body = message.body
-    name = body["cluster"]
-    row = conn.execute("SELECT * FROM clusters WHERE name = ?", (name,)).fetchone()
-    if row is None:
-        conn.execute("INSERT INTO clusters (name, updated_at) VALUES (?, ?)", (name, now))
-    if message.type == routing.HEARTBEAT:
-        _update(conn, "clusters", "name", name, {"last_heartbeat": now}, now)
-        return True
-    if row is not None and _older(message.event_time, row["event_sec"], row["event_usec"]):
-        return False
-    values: dict[str, Any] = {
-        "last_operation": body.get("operation"),
-        "last_status": body.get("status"),
-        "last_job_id": _job_id(body),
-    }
-    if message.event_time is not None:
-        values["event_sec"], values["event_usec"] = message.event_time
-    _update(conn, "clusters", "name", name, values, now)
-    return True
-
-
-_MAX_KEPT_MESSAGES = 20
-
-
-def _apply_progress(conn: sqlite3.Connection, message: Incoming, now: float) -> bool:
-    body = message.body
-    name = body["instance"]
-    row = conn.execute("SELECT * FROM progress WHERE instance = ?", (name,)).fetchone()
-    if row is not None and _older(message.event_time, row["event_sec"], row["event_usec"]):
-        return False
-    if row is None:
-        conn.execute(
-            "INSERT INTO progress (instance, last_type, updated_at) VALUES (?, ?, ?)",
-            (name, message.type, now),
-        )
-    values: dict[str, Any] = {"last_type": message.type}
-    if message.event_time is not None:
-        values["event_sec"], values["event_usec"] = message.event_time
-    if message.type == "image-copy-progress":
-        for column, key in (
-            ("copy_progress", "progress"),
-            ("copy_position", "position"),
-            ("copy_total", "total"),
-        ):
-            if isinstance(body.get(key), int | float) and not isinstance(body.get(key), bool):
-                values[column] = body[key]
-    else:
-        texts = body.get("messages")
-        if isinstance(texts, str):
-            texts = [texts]
-        if not isinstance(texts, list):
-            texts = [body["stderr"]] if isinstance(body.get("stderr"), str) else []
-        kept = [str(text) for text in texts][-_MAX_KEPT_MESSAGES:]
-        values["messages"] = json.dumps(kept)
-        if message.type == "image-helper":
-            values["subtype"] = body.get("subtype")
-            if body.get("task"):
-                values["task"] = body.get("task")
-        if message.type == "image-error" or body.get("subtype") == "error":
-            values["error"] = "; ".join(kept) or "image error"
-    _update(conn, "progress", "instance", name, values, now)
-    return True
-
-
-def _apply_hook(conn: sqlite3.Connection, message: Incoming, now: float) -> bool:
-    """NIC list and admin status after an instance operation, from the post-hook.
-
-    Hooks run before their job finishes, so a hook message never moves the instance's
-    event_time: it only refreshes NICs/status when no newer job message was applied.
-    """
-    body = message.body
-    name = body.get("instance")
-    if not isinstance(name, str) or not name:
-        return _apply_network_hook(conn, message, now)
-    row = conn.execute("SELECT * FROM instances WHERE name = ?", (name,)).fetchone()
-    if row is not None and (
-        _older(message.event_time, row["event_sec"], row["event_usec"])
-        or _older(message.event_time, row["hook_sec"], row["hook_usec"])
-    ):
-        return False
-    if body.get("hpath") == "instance-rename" and isinstance(body.get("new_name"), str):
-        return _rename_instance(conn, name, body["new_name"], message, now)
-    if row is None:
-        _ensure_instance(conn, name, UNKNOWN, now)
-    values: dict[str, Any] = {}
-    if message.event_time is not None:
-        values["hook_sec"], values["hook_usec"] = message.event_time
-    if isinstance(body.get("status"), str):
-        values["ganeti_status"] = body["status"]
-    if isinstance(body.get("nics"), list):
-        nics = [_nic(nic) for nic in body["nics"] if isinstance(nic, dict)]
-        values["nics"] = json.dumps(nics, sort_keys=True)
-    if isinstance(body.get("tags"), list):
-        values["tags"] = json.dumps([str(tag) for tag in body["tags"]])
-    _update(conn, "instances", "name", name, values, now)
-    return True
-
-
-def _rename_instance(
-    conn: sqlite3.Connection, old: str, new: str, message: Incoming, now: float
-) -> bool:
-    taken = conn.execute("SELECT deleted FROM instances WHERE name = ?", (new,)).fetchone()
-    if taken is not None and not taken["deleted"]:
-        return True  # already renamed (a replay): nothing to do
-    conn.execute("DELETE FROM instances WHERE name = ?", (new,))
-    conn.execute("UPDATE instances SET name = ?, updated_at = ? WHERE name = ?", (new, now, old))
-    if message.event_time is not None:
-        sec, usec = message.event_time
-        conn.execute(
-            "UPDATE instances SET hook_sec = ?, hook_usec = ? WHERE name = ?", (sec, usec, new)
-        )
-    return True
-
-
-def _apply_network_hook(conn: sqlite3.Connection, message: Incoming, now: float) -> bool:
-    # Network hooks add nothing the network job messages do not carry; they are recorded
-    # as seen (so replays are recognised) and otherwise left to the job messages.
-    return True
-
-
-_APPLIERS = {
-    routing.OP_STATUS: _apply_op_status,
-    routing.NETWORK_STATUS: _apply_network_status,
-    routing.CLUSTER_STATUS: _apply_cluster,
-    routing.HEARTBEAT: _apply_cluster,
-    HOOK: _apply_hook,
-    **{image_type: _apply_progress for image_type in routing.IMAGE_TYPES},
-}
+__all__ = [
+    "APPLIED",
+    "BUILD",
+    "DEAD_LETTERED",
+    "DESTROYED",
+    "DUPLICATE",
+    "ERROR",
+    "NIC_KEYS",
+    "OPER_STATE_FROM_OPCODE",
+    "STALE",
+    "STARTED",
+    "STOPPED",
+    "UNKNOWN",
+    "Instance",
+    "StateDB",
+    "StateError",
+    "db_path",
+]
