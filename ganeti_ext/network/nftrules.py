@@ -9,6 +9,9 @@ All of it lives in tables named `snf_network`:
   out-interface, so `oifname @fw_<profile>`. Bridged traffic reaches this hook only
   through br_netfilter, with the bridge as out-interface: the port is known only to
   the bridge table, which therefore marks the packet with the profile's bit.
+- `inet` also masquerades NICs on `masq` networks: a `postrouting` NAT chain and two
+  sets, the NIC's IPv4 (`masq_src`) and its IPv4 with its own interface
+  (`masq_home`: traffic back out of that interface stays unchanged).
 - `bridge`: a `forward` chain that clears our mark bits, marks frames bound for a
   firewalled port, and sends frames bound for a private-filtered port to that port's
   chain `to_<tap>` through the verdict map `to_vm`.
@@ -53,6 +56,18 @@ def egress_chain(tap: str) -> str:
 
 def profile_set(profile: str) -> str:
     return f"fw_{profile}"
+
+
+Masq = tuple[str, str]  # (the NIC's IPv4, its own interface): the masq set elements
+
+
+def masq_of(plan: NicPlan) -> Masq | None:
+    """What a NIC on a masq network adds: its address, and the interface its traffic
+    comes back out of unchanged (the bridge; the tap itself when routed)."""
+    if not plan.masq or plan.ipv4 is None:
+        return None
+    home = plan.tap if plan.mode == "routed" else str(plan.link)
+    return (str(plan.ipv4), home)
 
 
 def mark_bits(mask: int) -> dict[str, int]:
@@ -178,6 +193,16 @@ def skeleton(mark_mask: int) -> list[str]:
     )
     for profile in PROFILES:
         lines += _remade_chain("inet", profile, "", profile_rules(profile))
+    lines += [
+        f"add set inet {TABLE} masq_src {{ type ipv4_addr; }}",
+        f"add set inet {TABLE} masq_home {{ type ipv4_addr . ifname; }}",
+    ]
+    lines += _remade_chain(
+        "inet",
+        "postrouting",
+        "type nat hook postrouting priority srcnat; policy accept;",
+        ["ip saddr @masq_src ip saddr . oifname != @masq_home masquerade"],
+    )
     by_mark = ", ".join(f"0x{bits[p]:08x} : jump {p}" for p in PROFILES)
     lines += _remade_chain(
         "inet",
@@ -199,6 +224,27 @@ def _element(family: str, name: str, tap: str) -> str:
     return f'element {family} {TABLE} {name} {{ "{tap}" }}'
 
 
+def _masq_elements(masq: Masq) -> list[str]:
+    address, home = masq
+    return [
+        f"element inet {TABLE} masq_src {{ {address} }}",
+        f'element inet {TABLE} masq_home {{ {address} . "{home}" }}',
+    ]
+
+
+def _leave_masq(masq: Masq | None) -> list[str]:
+    if masq is None:
+        return []
+    return [
+        line for element in _masq_elements(masq) for line in (f"add {element}", f"delete {element}")
+    ]
+
+
+def _join_masq(plan: NicPlan) -> list[str]:
+    masq = masq_of(plan)
+    return [] if masq is None else [f"add {element}" for element in _masq_elements(masq)]
+
+
 def _to_vm_element(tap: str) -> str:
     return f'element bridge {TABLE} {TO_VM_MAP} {{ "{tap}" : jump {egress_chain(tap)} }}'
 
@@ -211,7 +257,7 @@ def fresh_up_batch(plan: NicPlan, mac_mask: str) -> str:
     """The common case, a tap this host has no rules for: adds only. Fails (EEXIST,
     ENOENT) when the tap's chain exists or the skeleton does not; then use up_batch."""
     tap = plan.tap
-    lines = _join_profile(plan)
+    lines = _join_profile(plan) + _join_masq(plan)
     lines.append(f"create chain netdev {TABLE} {ingress_chain(tap)} {{ {_ingress_hook(tap)} }}")
     lines += [
         f"add rule netdev {TABLE} {ingress_chain(tap)} {rule}" for rule in antispoof_rules(plan)
@@ -252,11 +298,13 @@ def _drop_egress(tap: str) -> list[str]:
     ]
 
 
-def up_batch(plan: NicPlan, mac_mask: str, mark_mask: int) -> str:
+def up_batch(plan: NicPlan, mac_mask: str, mark_mask: int, old_masq: Masq | None = None) -> str:
     """One atomic transaction making the tap's filtering exactly what `plan` says,
-    whatever was there before (idempotent), the skeleton included."""
+    whatever was there before (idempotent), the skeleton included. `old_masq` is what
+    the previous up of the tap recorded (its address may have changed since)."""
     tap = plan.tap
     lines = skeleton(mark_mask) + _leave_profiles(tap) + _join_profile(plan)
+    lines += _leave_masq(old_masq) + _join_masq(plan)
     lines += _remade_chain("netdev", ingress_chain(tap), _ingress_hook(tap), antispoof_rules(plan))
     egress = private_filter_rules(plan, mac_mask)
     if egress:
@@ -267,15 +315,18 @@ def up_batch(plan: NicPlan, mac_mask: str, mark_mask: int) -> str:
     return _join(lines)
 
 
-def down_batch(tap: str, *, tap_exists: bool, mark_mask: int | None = None) -> str:
+def down_batch(
+    tap: str, *, tap_exists: bool, mark_mask: int | None = None, masq: Masq | None = None
+) -> str:
     """One atomic transaction removing what up added for the tap, present or not.
 
-    With `mark_mask` the skeleton is (re)made first, for a node where it is missing.
+    With `mark_mask` the skeleton is (re)made first, for a node where it is missing;
+    `masq` is what the tap's up recorded.
     A vanished tap's ingress chain cannot be named with its hook (the device is gone):
     leave it to `delete_ingress` then.
     """
     lines = skeleton(mark_mask) if mark_mask is not None else []
-    lines += _leave_profiles(tap) + _drop_egress(tap)
+    lines += _leave_profiles(tap) + _leave_masq(masq) + _drop_egress(tap)
     if tap_exists:
         lines += [
             f"add chain netdev {TABLE} {ingress_chain(tap)} {{ {_ingress_hook(tap)} }}",

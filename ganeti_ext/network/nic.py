@@ -53,7 +53,7 @@ def up(env: Mapping[str, str], ctx: Context) -> NicPlan:
         if old is not None and old.routed is not None:
             # The tap name may have been reused, or the NIC changed: drop the old routes.
             _routed_down(host, plan.tap, old.routed)
-        _filters_up(host, plan, ctx.settings, fresh=old is None)
+        _filters_up(host, plan, ctx.settings, old)
         if plan.firewalled and plan.mode == "bridged":
             _ensure_bridge_netfilter(host)
         routed = None
@@ -99,6 +99,7 @@ def up(env: Mapping[str, str], ctx: Context) -> NicPlan:
                 binding=plan.nfdhcpd,
                 routed=routed,
                 env=kept_env(env),
+                masq=nftrules.masq_of(plan),
             ),
         )
     if routed is not None:
@@ -120,7 +121,7 @@ def down(tap: str, ctx: Context) -> None:
     host = ctx.host
     with host.locked():
         old = state.load(ctx.settings.state_dir, tap)
-        _filters_down(host, tap, ctx.settings)
+        _filters_down(host, tap, ctx.settings, old.masq if old else None)
         if old is not None and old.routed is not None:
             _routed_down(host, tap, old.routed)
         bindings.remove_binding(ctx.settings.nfdhcpd_state_dir, tap)
@@ -158,27 +159,29 @@ def _routed_down(host: Host, tap: str, setup: links.RoutedSetup) -> None:
         host.ip_batch([links.rule_line("del", tap, setup.table)], force=True, family=family)
 
 
-def _filters_up(host: Host, plan: NicPlan, settings: Settings, *, fresh: bool) -> None:
-    """Anti-spoofing, firewall profile and private filtering in one nft transaction:
-    adds only for a fresh tap (cheap however many NICs the node has), the full
-    idempotent batch otherwise or when the fresh one is refused."""
-    if fresh:
+def _filters_up(host: Host, plan: NicPlan, settings: Settings, old: state.TapState | None) -> None:
+    """Anti-spoofing, firewall profile, private filtering and masquerading in one nft
+    transaction: adds only for a fresh tap (cheap however many NICs the node has), the
+    full idempotent batch otherwise or when the fresh one is refused."""
+    if old is None:
         try:
             host.nft(nftrules.fresh_up_batch(plan, settings.mac_mask))
             return
         except CommandError as err:
             log.info("%s: not a fresh tap for nft, re-making its rules (%s)", plan.tap, err)
-    batch = nftrules.up_batch(plan, settings.mac_mask, settings.firewall_mark_mask)
+    old_masq = old.masq if old else None
+    batch = nftrules.up_batch(plan, settings.mac_mask, settings.firewall_mark_mask, old_masq)
     host.retried(lambda: host.nft(batch), "nft")
 
 
-def _filters_down(host: Host, tap: str, settings: Settings) -> None:
+def _filters_down(host: Host, tap: str, settings: Settings, masq: nftrules.Masq | None) -> None:
     exists = host.exists(tap)
     try:
-        host.nft(nftrules.down_batch(tap, tap_exists=exists))
+        host.nft(nftrules.down_batch(tap, tap_exists=exists, masq=masq))
     except CommandError:
         # The skeleton is missing (a rebooted node, say): make it so the batch holds.
-        batch = nftrules.down_batch(tap, tap_exists=exists, mark_mask=settings.firewall_mark_mask)
+        mark_mask = settings.firewall_mark_mask
+        batch = nftrules.down_batch(tap, tap_exists=exists, mark_mask=mark_mask, masq=masq)
         host.retried(lambda: host.nft(batch), "nft")
     if not exists:
         host.nft_if_present(nftrules.delete_ingress(tap))

@@ -35,6 +35,9 @@ class NicPlan:
     profile: str | None  # None: no firewall rules at all
     nfdhcpd: bool
     private_filtered: bool
+    # IPv4 NIC on a `masq` network: its traffic leaving the host by any other interface
+    # than its own (LINK, or the tap when routed) takes the host's address.
+    masq: bool
     # Routed NIC on an `ip-less-routed` network: the host routes it (see plan_nic).
     ip_less_routed: bool
     mac_prefix: str | None
@@ -123,6 +126,7 @@ def plan_nic(request: NicRequest, settings: Settings) -> NicPlan:
         profile=firewall_profile(request.instance_tags, settings.firewall_tag_prefix, keys),
         nfdhcpd=settings.nfdhcpd_tag in tags and request.mac is not None,
         private_filtered=settings.private_filtered_tag in tags,
+        masq=settings.masq_tag in tags and ipv4 is not None,
         ip_less_routed=ip_less_routed,
         mac_prefix=network.mac_prefix if network else None,
         vlan=request.vlan,

@@ -25,6 +25,7 @@ class TapState:
     binding: bool
     routed: RoutedSetup | None = None
     env: dict[str, str] = field(default_factory=dict)
+    masq: tuple[str, str] | None = None  # (IPv4, own interface) in the masq sets
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -48,6 +49,7 @@ class TapState:
             binding=bool(data.get("binding")),
             routed=routed,
             env=dict(data.get("env") or {}),
+            masq=tuple(data["masq"]) if data.get("masq") else None,
         )
 
 

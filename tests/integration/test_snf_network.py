@@ -359,3 +359,62 @@ def test_private_filtered_vm_hears_only_its_networks_macs(vms):
     after = node_sh("nft list ruleset")
     assert f'"{tap}"' not in after and f"to_{tap}" not in after
     assert f"to_{b.client.tap}" in after  # b keeps its own filter
+
+
+OUTSIDE, OUTSIDE_GATEWAY = "198.51.100.250", "198.51.100.249"
+
+
+def peer_seen(client: Client, server: Client, address: str, port: int = 7777) -> str:
+    """The source address `server` sees for a TCP connection from `client`."""
+    listener = server.popen(
+        ["socat", f"TCP4-LISTEN:{port},reuseaddr", "SYSTEM:echo $SOCAT_PEERADDR"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not server.run(["ss", "-Hltn4", f"sport = :{port}"], check=False).stdout.strip():
+            assert time.monotonic() < deadline, "the listener never came up"
+            time.sleep(0.05)
+        result = client.run(
+            ["socat", "-u", "-T2", f"TCP:{address}:{port},connect-timeout=2", "STDOUT"],
+            check=False,
+        )
+        return result.stdout.strip()
+    finally:
+        listener.kill()
+        listener.wait()
+
+
+@pytest.fixture
+def outside(lab):
+    """A host beyond the node, on a link of its own (not the bridge): the node routes
+    between it and the VMs, as a gateway to the rest of the world would."""
+    host = Client(bridged=False).create()
+    keys = [f"net.ipv4.conf.{dev}.forwarding" for dev in (settings.BRIDGE, host.tap)]
+    before = node_sh(f"sysctl -n {keys[0]}").strip()
+    try:
+        host.ip("addr", "add", f"{OUTSIDE}/30", "dev", "eth0")
+        host.ip("route", "add", "default", "via", OUTSIDE_GATEWAY)
+        host.node_ip("addr", "add", f"{OUTSIDE_GATEWAY}/30", "dev", host.tap)
+        node_sh(f"sysctl -qw {keys[0]}=1 {keys[1]}=1")
+        yield host
+    finally:
+        node_sh(f"sysctl -qw {keys[0]}={before}")
+        host.delete()
+
+
+def test_masq_network_leaves_the_node_with_the_node_address(vms, outside):
+    """`masq`: a VM's IPv4 traffic leaving by another interface than its bridge takes
+    the node's address there; on the bridge it keeps the VM's own; down ends it."""
+    a, b = vms(), vms()
+    a.network_tags = "nfdhcpd masq"
+    a.up()
+    b.up()
+    for vm in (a, b):
+        vm.client.ip("route", "add", f"{OUTSIDE}/32", "via", settings.MASTER.ip)
+    assert peer_seen(a.client, outside, OUTSIDE) == OUTSIDE_GATEWAY
+    assert peer_seen(b.client, outside, OUTSIDE) == b.ip  # not on a masq network
+    assert peer_seen(a.client, b.client, b.ip) == a.ip  # its peers on the bridge
+    a.down()
+    assert peer_seen(a.client, outside, OUTSIDE) == a.ip

@@ -350,3 +350,37 @@ def test_unsolicited_na_checksum_verifies():
     pseudo = ipv6[8:40] + struct.pack("!I3xB", len(body), 58)
     assert announce._checksum(pseudo + body) == 0
     assert body[0] == 136 and body[8:24] == address.packed
+
+
+# -- masq --------------------------------------------------------------------------------
+def test_masq_nic_adds_its_address_and_home_interface():
+    bridged = plan(NETWORK_TAGS="nfdhcpd masq")
+    assert nftrules.masq_of(bridged) == ("198.51.100.3", "br0")
+    routed = plan(MODE="routed", LINK="100", NETWORK_TAGS="masq")
+    assert nftrules.masq_of(routed) == ("198.51.100.3", "tap0")  # back out of the tap: as is
+    assert nftrules.masq_of(plan()) is None and nftrules.masq_of(plan(IP=None)) is None
+    lines = nftrules.fresh_up_batch(bridged, MAC_MASK).splitlines()
+    assert "add element inet snf_network masq_src { 198.51.100.3 }" in lines
+    assert 'add element inet snf_network masq_home { 198.51.100.3 . "br0" }' in lines
+
+
+def test_skeleton_masquerades_only_away_from_the_home_interface():
+    lines = nftrules.skeleton(MARK_MASK)
+    assert (
+        "add chain inet snf_network postrouting"
+        " { type nat hook postrouting priority srcnat; policy accept; }"
+    ) in lines
+    assert (
+        "add rule inet snf_network postrouting"
+        " ip saddr @masq_src ip saddr . oifname != @masq_home masquerade"
+    ) in lines
+
+
+def test_full_up_drops_the_recorded_masq_elements_first():
+    old = ("198.51.100.9", "br0")
+    lines = nftrules.up_batch(plan(), MAC_MASK, MARK_MASK, old).splitlines()
+    gone = "element inet snf_network masq_src { 198.51.100.9 }"
+    assert lines.index(f"add {gone}") < lines.index(f"delete {gone}")
+    assert not any("198.51.100.3" in line and "masq" in line for line in lines)
+    down = nftrules.down_batch("tap0", tap_exists=True, masq=old)
+    assert 'delete element inet snf_network masq_home { 198.51.100.9 . "br0" }' in down

@@ -106,3 +106,14 @@ def test_dropping_the_tag_removes_the_routes_of_the_previous_up(node):
     assert "neigh del proxy 198.51.100.3 dev up0" in lines
     assert "rule del iif tap0 table rt100" in lines
     assert "route replace" not in lines
+
+
+def test_masq_elements_are_recorded_and_removed_on_down(node):
+    ctx, runner, _ = node
+    nic.up({**ROUTED, "NETWORK_TAGS": "nfdhcpd masq"}, ctx)
+    recorded = state.load(ctx.settings.state_dir, "tap0")
+    assert recorded is not None and recorded.masq == ("198.51.100.3", "tap0")
+    runner.calls.clear()
+    nic.down("tap0", ctx)
+    nft = "".join(text for argv, text in runner.calls if argv[0] == "nft")
+    assert 'delete element inet snf_network masq_home { 198.51.100.3 . "tap0" }' in nft
