@@ -185,6 +185,30 @@ def test_slaac_router_and_neighbour_answers(nfdhcpd, client):
     assert "Target link-layer address" in na, na
 
 
+def ra_count(c: Client) -> int:
+    listed = c.run(["nft", "list", "chain", "netdev", "count", "ra"]).stdout
+    return int(listed.split("packets ", 1)[1].split()[0])
+
+
+def test_new_binding_gets_an_ra_unsolicited(nfdhcpd, client):
+    """A guest whose binding appears after it stopped soliciting still gets its RA at
+    once, not at the next periodic round (ra_period, 300 s in the lab)."""
+    c, _ = client(_mac(11))
+    c.run(["sysctl", "-qw", "net.ipv6.conf.eth0.router_solicitations=0"])  # no more RS
+    c.run(["nft", "add", "table", "netdev", "count"])
+    c.run(
+        ["nft", "add chain netdev count ra"
+         " { type filter hook ingress device eth0 priority 0; policy accept; }"]
+    )  # fmt: skip
+    c.run(["nft", "add rule netdev count ra icmpv6 type nd-router-advert counter"])
+    assert ra_count(c) == 0
+    write_binding(STATE_DIR, make_binding(c.tap, _mac(11)))
+    deadline = time.monotonic() + 10
+    while ra_count(c) == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ra_count(c) >= 1, "no RA after the binding appeared"
+
+
 def wait_link_local(c: Client, timeout: float = 10) -> None:
     """Until duplicate address detection has finished on eth0's link-local address."""
     deadline = time.monotonic() + timeout
