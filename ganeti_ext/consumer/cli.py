@@ -42,6 +42,13 @@ def _parser() -> argparse.ArgumentParser:
             metavar="URL",
             help=f"AMQP broker URL; repeat for fail-over (default {DEFAULT_URL})",
         )
+        sub.add_argument(
+            "--url-file",
+            type=Path,
+            metavar="PATH",
+            help="read the broker URLs from PATH, one per line (keeps the password out of"
+            " the process list)",
+        )
 
     def limits(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--max-messages", type=int, metavar="N", help="stop after N messages")
@@ -103,8 +110,32 @@ class _Stopper:
         return self.requested
 
 
+def read_url_file(path: Path) -> list[str]:
+    """Broker URLs from a file, one per line; blank lines and # comments are skipped.
+    Errors name the file and line, never the URL (it holds a password)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
+        raise GanetiExtError(f"--url-file {path}: cannot read: {reason}") from None
+    urls = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        url = line.strip()
+        if not url or url.startswith("#"):
+            continue
+        if not url.startswith(("amqp://", "amqps://")) or any(c.isspace() for c in url):
+            raise GanetiExtError(f"--url-file {path}: line {lineno} is not an amqp:// URL")
+        urls.append(url)
+    if not urls:
+        raise GanetiExtError(f"--url-file {path}: no broker URL in it")
+    return urls
+
+
 def _urls(args: argparse.Namespace) -> list[str]:
-    return args.url or [DEFAULT_URL]
+    urls = list(args.url or [])
+    if args.url_file is not None:
+        urls += read_url_file(args.url_file)
+    return urls or [DEFAULT_URL]
 
 
 def _validator(args: argparse.Namespace) -> messages.SchemaValidator | None:
