@@ -21,7 +21,7 @@ import pytest
 
 from ganeti_ext.amqp.publisher import Publisher
 from ganeti_ext.consumer import topology
-from labkit import services, settings
+from labkit import rabbit, services, settings
 from labkit.sh import in_node
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -292,3 +292,20 @@ def test_progress_monitor_events_reach_the_database(eventd, prefix, db):
     row = wait_for(progress)
     assert row is not None, "the progress events reached the consumer"
     assert row["copy_progress"] == 100.0 and row["task"] == "FixPartitionTable"
+
+
+def test_consume_reads_the_broker_url_from_a_file(lab, prefix, db, tmp_path):
+    """What snf-events.service runs: the suite user's URL (password included) comes
+    from a file, the one a node's daemons use, never from the command line."""
+    declare(lab, prefix)
+    name = f"snf-c{uuid.uuid4().hex[:6]}"
+    with lab.amqp_socket_factory(), Publisher([lab.amqp_url]) as publisher:
+        body = op_body(name, "OP_INSTANCE_CREATE", "success", int(time.time()))
+        publisher.publish("ganeti.snf.event.op", body, f"{name}-create")
+    urls = tmp_path / "broker-urls"
+    urls.write_text(f"# the lab's broker, as a node sees it\n{rabbit.node_url()}\n")
+    urls.chmod(0o600)
+    summary = consume(lab, db, prefix, "--once", "--url-file", str(urls))
+    assert summary["db"]["applied"] == 1
+    (row,) = rows(db, "SELECT state FROM instances WHERE name = ?", name)
+    assert row["state"] == "STARTED"
