@@ -232,12 +232,16 @@ def _masq_elements(masq: Masq) -> list[str]:
     ]
 
 
+def _delete_if_present(element: str) -> list[str]:
+    """Add-then-delete: within one transaction, "delete if present" (nft 1.0.6 has no
+    `destroy`). An element with data must be named with the data it would have."""
+    return [f"add {element}", f"delete {element}"]
+
+
 def _leave_masq(masq: Masq | None) -> list[str]:
     if masq is None:
         return []
-    return [
-        line for element in _masq_elements(masq) for line in (f"add {element}", f"delete {element}")
-    ]
+    return [line for element in _masq_elements(masq) for line in _delete_if_present(element)]
 
 
 def _join_masq(plan: NicPlan) -> list[str]:
@@ -278,24 +282,19 @@ def _join_profile(plan: NicPlan) -> list[str]:
 
 
 def _leave_profiles(tap: str) -> list[str]:
-    """Take the tap out of every profile set, member or not (add-then-delete is "delete
-    if present" within one transaction)."""
+    """Take the tap out of every profile set, member or not."""
     lines = []
     for family in _FAMILIES:
         for profile in PROFILES:
-            element = _element(family, profile_set(profile), tap)
-            lines += [f"add {element}", f"delete {element}"]
+            lines += _delete_if_present(_element(family, profile_set(profile), tap))
     return lines
 
 
 def _drop_egress(tap: str) -> list[str]:
     """Delete the egress chain and its map element, present or not."""
-    return [
-        f"add chain bridge {TABLE} {egress_chain(tap)}",
-        f"add {_to_vm_element(tap)}",
-        f"delete {_to_vm_element(tap)}",
-        f"delete chain bridge {TABLE} {egress_chain(tap)}",
-    ]
+    # The element jumps to the chain: the chain is added before it and deleted after.
+    chain = f"chain bridge {TABLE} {egress_chain(tap)}"
+    return [f"add {chain}", *_delete_if_present(_to_vm_element(tap)), f"delete {chain}"]
 
 
 def up_batch(plan: NicPlan, mac_mask: str, mark_mask: int, old_masq: Masq | None = None) -> str:
@@ -313,6 +312,10 @@ def up_batch(plan: NicPlan, mac_mask: str, mark_mask: int, old_masq: Masq | None
     else:
         lines += _drop_egress(tap)
     return _join(lines)
+
+
+def skeleton_batch(mark_mask: int) -> str:
+    return _join(skeleton(mark_mask))
 
 
 def down_batch(

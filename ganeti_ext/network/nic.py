@@ -189,7 +189,7 @@ def _filters_down(host: Host, tap: str, settings: Settings, masq: nftrules.Masq 
 
 def ensure_skeleton(ctx: Context) -> None:
     """(Re)make the shared tables and chains, e.g. after FIREWALL_MARK_MASK changed."""
-    batch = "\n".join(nftrules.skeleton(ctx.settings.firewall_mark_mask)) + "\n"
+    batch = nftrules.skeleton_batch(ctx.settings.firewall_mark_mask)
     with ctx.host.locked():
         ctx.host.retried(lambda: ctx.host.nft(batch), "nft")
 
