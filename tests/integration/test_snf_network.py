@@ -29,11 +29,13 @@ SCRIPT = (
 _seq = iter(range(200, 250))
 
 
-def eui64(mac: str) -> str:
+def eui64(mac: str, subnet6: str = NET.subnet6) -> str:
+    """The EUI-64 address of `mac` in `subnet6`, computed here rather than by the code
+    under test."""
     octets = [int(part, 16) for part in mac.split(":")]
     octets[0] ^= 2
     iid = bytes([*octets[:3], 0xFF, 0xFE, *octets[3:]])
-    net = ipaddress.IPv6Network(NET.subnet6)
+    net = ipaddress.IPv6Network(subnet6)
     return str(ipaddress.IPv6Address(int(net.network_address) | int.from_bytes(iid)))
 
 

@@ -10,14 +10,22 @@ host routes, proxy ARP/NDP, the constant tap MAC, the rules, gratuitous ARP / NA
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from test_snf_network import REPO, SCRIPT, Counter, node_sh, ping, scapy_send, tcp_open
+from test_snf_network import (
+    REPO,
+    SCRIPT,
+    Counter,
+    eui64,
+    node_sh,
+    ping,
+    scapy_send,
+    tcp_open,
+)
 
 from labkit import settings
 from labkit.clients import Client
@@ -29,14 +37,6 @@ SUBNET6 = "2001:db8:300::/64"
 GATEWAY6 = "2001:db8:300::1"
 TAP_MAC = "cc:47:52:4e:45:54"  # TAP_CONSTANT_MAC's default
 _host = iter(range(162, 175))
-
-
-def eui64(mac: str) -> str:
-    octets = [int(part, 16) for part in mac.split(":")]
-    octets[0] ^= 2
-    iid = bytes([*octets[:3], 0xFF, 0xFE, *octets[3:]])
-    net = ipaddress.IPv6Network(SUBNET6)
-    return str(ipaddress.IPv6Address(int(net.network_address) | int.from_bytes(iid)))
 
 
 @dataclass
@@ -56,7 +56,7 @@ class RoutedVm:
         # The node end stays down until the NIC script brings it up, as under Ganeti.
         self.client = Client(mac=self.mac, bridged=False, node_up=False).create()
         self.ip = f"198.51.100.{index}"
-        self.ip6 = eui64(self.mac)
+        self.ip6 = eui64(self.mac, SUBNET6)
         self.tags = ""
         self.network_tags = "nfdhcpd ip-less-routed"
         c = self.client
