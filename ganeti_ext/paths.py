@@ -49,9 +49,6 @@ GANETI_CONFIG_DATA = "/var/lib/ganeti/config.data"
 GANETI_SSCONF_MASTER_NODE = "/var/lib/ganeti/ssconf_master_node"
 GANETI_EXT_LOG_DIR = "/var/log/ganeti-ext"
 ARCHIPELAGO_LOG_FILE = "/var/log/ganeti/extstorage/archipelago.log"
-# Loop devices are per node, so the lock guarding attach/detach is node-local, never on
-# the shared store.
-ARCHIPELAGO_LOCK_DIR = "/run/lock/archipelago"
 ARCHIPELAGO_STORE_DIR = "/srv/archipelago"  # default; [store] path in archipelago.conf
 
 
@@ -88,7 +85,6 @@ class Paths:
     ganeti_ssconf_master_node: Path = Path(GANETI_SSCONF_MASTER_NODE)
     ganeti_ext_log_dir: Path = Path(GANETI_EXT_LOG_DIR)
     archipelago_log_file: Path = Path(ARCHIPELAGO_LOG_FILE)
-    archipelago_lock_dir: Path = Path(ARCHIPELAGO_LOCK_DIR)
     archipelago_store_dir: Path = Path(ARCHIPELAGO_STORE_DIR)
 
     def under(self, root: str | Path) -> Paths:

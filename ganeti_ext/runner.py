@@ -144,3 +144,25 @@ def run(
 ) -> CompletedCommand:
     """Run a command with the default runner (see SubprocessRunner.run)."""
     return DEFAULT_RUNNER.run(argv, timeout=timeout, input=input, env=env, check=check)
+
+
+def spawn_detached(argv: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+    """Start `argv` in its own session and return at once, not waiting for it.
+
+    Its standard streams are /dev/null, so whoever waits for our output (Ganeti reads
+    an ExtStorage script's stdout to its end) does not wait for it too.
+    """
+    argv = tuple(argv)
+    log.info("starting in the background: %s", " ".join(argv))
+    try:
+        subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**BASE_ENV, **(env or {})},
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError as err:
+        raise CommandError(argv, None, reason=f"cannot start: {err.strerror}") from None

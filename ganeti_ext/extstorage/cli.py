@@ -10,11 +10,24 @@ from typing import NoReturn
 from ganeti_ext import cli, logsetup
 from ganeti_ext.environ import extstorage as environ
 from ganeti_ext.extstorage import settings
+from ganeti_ext.extstorage.filestore.store import FileStore
 from ganeti_ext.extstorage.loopdev import LoopDevices
 from ganeti_ext.extstorage.provider import ArchipelagoProvider
-from ganeti_ext.extstorage.store import VolumeStore
+from ganeti_ext.hooks.node import own_name
 from ganeti_ext.paths import DEFAULT, Paths
-from ganeti_ext.runner import DEFAULT_RUNNER, Runner
+from ganeti_ext.runner import DEFAULT_RUNNER, Runner, spawn_detached
+
+
+def open_store(
+    conf: settings.ArchipelagoConfig, runner: Runner = DEFAULT_RUNNER, *, spawn: bool = True
+) -> FileStore:
+    """The backend the configuration names ([store] backend; only `file` so far)."""
+    return FileStore(
+        conf.store.path,
+        loops=LoopDevices(runner),
+        lock_timeout=conf.store.lock_timeout,
+        spawn=spawn_detached if spawn else None,
+    )
 
 
 def execute(
@@ -23,16 +36,12 @@ def execute(
     *,
     paths: Paths = DEFAULT,
     runner: Runner = DEFAULT_RUNNER,
+    node: str | None = None,
 ) -> str:
     """Run ExtStorage verb `verb` for the environment `env`; returns its stdout text."""
     request = environ.parse(verb, env)
     conf = settings.load(paths.archipelago_conf)
-    provider = ArchipelagoProvider(
-        VolumeStore(conf.store.path),
-        LoopDevices(runner),
-        paths.archipelago_lock_dir,
-        lock_timeout=conf.store.lock_timeout,
-    )
+    provider = ArchipelagoProvider(open_store(conf, runner), node or own_name())
     return provider.run(request)
 
 

@@ -1,93 +1,89 @@
-"""The archipelago provider's verbs, one method each, on top of a store and loop devices.
+"""The archipelago provider's verbs, one method each, on top of a storage backend.
 
 Every verb is idempotent where Ganeti may repeat it (create, attach, detach, remove,
-grow): Ganeti retries after partial failures, and a retry must not make things worse.
+grow, open, close): Ganeti retries after partial failures, and a retry must not make
+things worse. Each verb holds its volume's lock, which every node sharing the store
+sees, so two nodes never change one volume at once.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import time
 from collections.abc import Mapping
-from pathlib import Path
 
 from ganeti_ext.environ.extstorage import VolumeRequest
 from ganeti_ext.errors import ValidationError
-from ganeti_ext.extstorage.loopdev import LoopDevices
-from ganeti_ext.extstorage.store import MIB, VolumeStore, node_lock, reflink_copy
+from ganeti_ext.extstorage.backend import Backend, VolumeSpec
+from ganeti_ext.extstorage.filestore.layout import MIB, check_name
 
 log = logging.getLogger(__name__)
 
 # The --disk parameters we understand; parameters.list must say the same.
 KNOWN_PARAMS: Mapping[str, str] = {
-    "origin": "Name of the snapshot or image to clone",
+    "origin": "Name of the image or snapshot to clone the volume from (zero-copy)",
+    "origin_size": "Size of the origin in MiB, as Synnefo passes it (checked if given)",
 }
 
 
 class ArchipelagoProvider:
-    def __init__(
-        self,
-        store: VolumeStore,
-        loops: LoopDevices,
-        lock_dir: Path,
-        *,
-        lock_timeout: float = 60.0,
-    ) -> None:
-        self.store = store
-        self.loops = loops
-        self.lock_dir = lock_dir
-        self.lock_timeout = lock_timeout
+    def __init__(self, backend: Backend, node: str) -> None:
+        self.backend = backend
+        self.node = node
 
     def run(self, request: VolumeRequest) -> str:
         """Carry out `request`; returns what the verb prints on stdout."""
+        check_params(request.params)
         if request.verb == "verify":
             self.verify(request)
             return ""
         name = request.name
         assert name is not None  # the parser lets only verify go without a volume
-        self.store.ensure_layout()
-        with node_lock(self.lock_dir, name, self.lock_timeout):
+        self.backend.check()
+        with self.backend.lock(name):
             output = getattr(self, request.verb)(name, request)
         return output or ""
 
     # --- verbs ---
 
     def verify(self, request: VolumeRequest) -> None:
-        check_params(request.params)
+        origin = request.params.get("origin")
+        if origin:
+            self.backend.check()
+            self._origin(origin, request)
 
     def create(self, name: str, request: VolumeRequest) -> None:
-        check_params(request.params)
-        if request.params.get("origin"):
-            raise ValidationError(
-                "EXTP_ORIGIN: cloning from an origin is not supported yet by this version"
-            )
         assert request.size_mib is not None  # the parser requires it for create
         size = request.size_mib * MIB
-        if self.store.snapshot_path(name).exists():
-            raise ValidationError(f"volume {name}: a snapshot of that name exists")
-        path = self.store.volume_path(name)
-        try:
-            self.store.create_sparse(path, size)
-            log.info("created volume %s (%d MiB)", name, request.size_mib)
-        except FileExistsError:
-            existing = path.stat().st_size
-            if existing != size:
+        origin_name = request.params.get("origin") or None
+        if origin_name is not None:
+            origin = self._origin(origin_name, request)
+            if origin.size > size:
                 raise ValidationError(
-                    f"volume {name} already exists with {_mib(existing)} MiB, "
-                    f"not the requested {request.size_mib} MiB"
-                ) from None
-            log.info("volume %s already exists with the requested size", name)
-        self.store.update_meta(
-            name,
-            {
-                "name": name,
-                "uuid": request.uuid,
-                "cname": request.cname,
-                "size_mib": request.size_mib,
-            },
-        )
+                    f"volume {name}: origin {origin_name} holds {_mib_text(origin.size)}, "
+                    f"more than the {request.size_mib} MiB disk asked for; make the disk "
+                    "at least that big"
+                )
+        existing = self.backend.volume(name)
+        if existing is None:
+            if self.backend.origin(name) is not None:
+                raise ValidationError(f"volume {name}: an image or snapshot has that name")
+            self.backend.create(
+                VolumeSpec(name, size, origin_name, uuid=request.uuid, cname=request.cname)
+            )
+            log.info(
+                "created volume %s (%d MiB)%s",
+                name,
+                request.size_mib,
+                f" from {origin_name}" if origin_name else "",
+            )
+            return
+        if existing.size != size or existing.origin != origin_name:
+            raise ValidationError(
+                f"volume {name} already exists with {_mib_text(existing.size)} from "
+                f"{existing.origin or 'nothing'}, not {request.size_mib} MiB from "
+                f"{origin_name or 'nothing'}"
+            )
+        log.info("volume %s already exists as requested", name)
 
     def attach(self, name: str, request: VolumeRequest) -> str:
         if request.access == "userspace":
@@ -95,120 +91,113 @@ class ArchipelagoProvider:
                 "EXTP_ACCESS=userspace: archipelago volumes are kernel block devices only "
                 "(use access=kernelspace)"
             )
-        path = self._existing(name)
-        devices = self.loops.attached_to(path)
-        if devices:
-            log.info("volume %s already attached to %s", name, devices[0])
-            return devices[0] + "\n"
-        # Direct I/O: the guest has its own page cache; a second one in the host
-        # only costs memory (measured: same throughput as the file itself).
-        device = self.loops.attach(path, direct_io=True, read_only=self.store.is_snapshot(path))
-        return device + "\n"
+        attachment = self.backend.attach(name)
+        lines = [attachment.device or ""]
+        if attachment.uri:
+            lines.append(attachment.uri)
+        return "\n".join(lines) + "\n"
 
     def detach(self, name: str, request: VolumeRequest) -> None:
-        for path in self._candidate_files(name):
-            for device in self.loops.attached_to(path):
-                self.loops.detach(device, path)
+        self.backend.detach(name)
 
     def remove(self, name: str, request: VolumeRequest) -> None:
-        self.detach(name, request)
-        path = self.store.locate(name) or self.store.volume_path(name)
-        if self.store.remove(name, path):
-            log.info("removed %s", path)
+        self.backend.detach(name)
+        if self.backend.remove(name):
+            log.info("removed %s", name)
         else:
             log.info("volume %s was already removed", name)
 
     def grow(self, name: str, request: VolumeRequest) -> None:
         assert request.new_size_mib is not None  # required for grow
-        path = self._existing(name)
-        if self.store.is_snapshot(path):
-            raise ValidationError(f"volume {name} is a snapshot and cannot grow")
-        current = path.stat().st_size
+        volume = self._volume(name)
         wanted = request.new_size_mib * MIB
-        if request.size_mib is not None and request.size_mib * MIB != current:
+        if request.size_mib is not None and request.size_mib * MIB != volume.size:
             log.warning(
-                "volume %s: Ganeti says %d MiB, the file has %d MiB",
+                "volume %s: Ganeti says %d MiB, the store has %s",
                 name,
                 request.size_mib,
-                _mib(current),
+                _mib_text(volume.size),
             )
-        if wanted < current:
+        if wanted < volume.size:
             raise ValidationError(
-                f"VOL_NEW_SIZE: volume {name} has {_mib(current)} MiB; "
-                f"shrinking to {request.new_size_mib} MiB is refused"
+                f"VOL_NEW_SIZE: volume {name} has {_mib_text(volume.size)}; shrinking to "
+                f"{request.new_size_mib} MiB is refused"
             )
-        if wanted > current:
-            os.truncate(path, wanted)
-            log.info("grew volume %s to %d MiB", name, request.new_size_mib)
-        for device in self.loops.attached_to(path):
-            self.loops.set_capacity(device)
-        self.store.update_meta(name, {"size_mib": request.new_size_mib})
+        self.backend.grow(name, wanted)
+        log.info("volume %s is %d MiB", name, request.new_size_mib)
 
     def setinfo(self, name: str, request: VolumeRequest) -> None:
-        self._existing(name)
-        self.store.update_meta(name, {"metadata": request.metadata})
+        assert request.metadata is not None
+        self.backend.set_metadata(name, request.metadata)
 
     def open(self, name: str, request: VolumeRequest) -> None:
-        # Nothing to open for a file; recording who opened it how helps debugging
-        # migrations (shared opens on two nodes).
-        self._existing(name)
-        opened = {
-            "exclusive": request.open_exclusive,
-            "node": socket.gethostname(),
-            "time": int(time.time()),
-        }
-        self.store.update_meta(name, {"open": opened})
+        self._volume_or_snapshot(name)
+        self.backend.set_open(name, self.node, request.open_exclusive)
+        log.info(
+            "volume %s open %s on %s",
+            name,
+            "exclusively" if request.open_exclusive else "shared",
+            self.node,
+        )
 
     def close(self, name: str, request: VolumeRequest) -> None:
-        self._existing(name)
-        self.store.update_meta(name, {"open": None})
+        self._volume_or_snapshot(name)
+        self.backend.clear_open(name, self.node)
 
     def snapshot(self, name: str, request: VolumeRequest) -> None:
         assert request.snapshot_name is not None  # required for snapshot
-        source = self._existing(name)
+        self._volume(name)
         snap = request.snapshot_name
-        if self.store.locate(snap) is not None:
+        if self.backend.origin(snap) is not None or self.backend.volume(snap) is not None:
             raise ValidationError(
                 f"VOL_SNAPSHOT_NAME: {snap} already exists in the store; remove it first"
             )
-        reflink_copy(source, self.store.snapshot_path(snap))
-        size = source.stat().st_size
-        self.store.write_meta(
-            snap,
-            {
-                "name": snap,
-                "snapshot_of": name,
-                "size_mib": _mib(size),
-                "created": int(time.time()),
-            },
-        )
-        log.info("snapshot %s of volume %s taken", snap, name)
+        with self.backend.lock(snap):
+            self.backend.snapshot(name, snap)
 
     # --- helpers ---
 
-    def _existing(self, name: str) -> Path:
-        path = self.store.locate(name)
-        if path is None:
-            raise ValidationError(f"volume {name} does not exist in store {self.store.root}")
-        return path
+    def _volume(self, name: str):
+        volume = self.backend.volume(name)
+        if volume is None:
+            raise ValidationError(f"volume {name} does not exist")
+        return volume
 
-    def _candidate_files(self, name: str) -> list[Path]:
-        located = self.store.locate(name)
-        if located is not None:
-            return [located]
-        # Gone from the store, but a loop may still point at the deleted file.
-        return [self.store.volume_path(name), self.store.snapshot_path(name)]
+    def _volume_or_snapshot(self, name: str) -> None:
+        if self.backend.volume(name) is None and self.backend.origin(name) is None:
+            raise ValidationError(f"volume {name} does not exist")
+
+    def _origin(self, origin_name: str, request: VolumeRequest):
+        check_name("EXTP_ORIGIN: origin", origin_name)
+        origin = self.backend.origin(origin_name)
+        if origin is None:
+            raise ValidationError(
+                f"EXTP_ORIGIN: no image or snapshot named {origin_name} in the store "
+                "(see `archipelago image list` and `archipelago snapshot list`)"
+            )
+        declared = request.params.get("origin_size")
+        if declared and int(declared) * MIB < origin.size:
+            raise ValidationError(
+                f"EXTP_ORIGIN_SIZE: {declared} MiB, but origin {origin_name} holds "
+                f"{_mib_text(origin.size)}"
+            )
+        return origin
 
 
 def check_params(params: Mapping[str, str]) -> None:
-    """Reject --disk parameters we do not know, naming the variable."""
-    for name in params:
+    """Reject --disk parameters we do not know or cannot read, naming the variable."""
+    for name, value in params.items():
         if name not in KNOWN_PARAMS:
             known = ", ".join(sorted(KNOWN_PARAMS))
             raise ValidationError(
                 f"EXTP_{name.upper()}: unknown parameter {name!r} (known: {known})"
             )
+    size = params.get("origin_size")
+    if size and not (size.isascii() and size.isdigit()):
+        raise ValidationError(f"EXTP_ORIGIN_SIZE: must be a size in MiB, got {size[:40]!r}")
 
 
-def _mib(size_bytes: int) -> int:
-    return size_bytes // MIB
+def _mib_text(size: int) -> str:
+    if size % MIB:
+        return f"{size / MIB:.2f} MiB"
+    return f"{size // MIB} MiB"

@@ -1,4 +1,4 @@
-"""/etc/archipelago/archipelago.conf: where the store is, its block size, lock patience.
+"""/etc/archipelago/archipelago.conf: where the store is, lock patience, import limits.
 
 The documented file is extstorage/archipelago.conf; the keys here must match it.
 """
@@ -11,7 +11,11 @@ from pathlib import Path
 from ganeti_ext import config, paths
 from ganeti_ext.config import spec
 from ganeti_ext.errors import ConfigError
-from ganeti_ext.extstorage.store import MIB
+from ganeti_ext.extstorage.filestore.layout import (
+    DEFAULT_BLOCK_SIZE,
+    MAX_BLOCK_SIZE,
+    MIN_BLOCK_SIZE,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,13 +28,18 @@ class StoreSection:
             "(reflink-capable, XFS or btrfs, for snapshots).",
         ),
     )
+    backend: str = field(
+        default="file",
+        metadata=spec("choice", choices=("file",), help="Storage backend (file: XFS/btrfs)."),
+    )
     block_size: int = field(
-        default=4 * MIB,
+        default=DEFAULT_BLOCK_SIZE,
         metadata=spec(
             "size",
-            minimum=4096,
-            maximum=1024 * MIB,
-            help="Block size of the content-addressed store (a power of two).",
+            minimum=MIN_BLOCK_SIZE,
+            maximum=MAX_BLOCK_SIZE,
+            help="Block size for `archipelago store init` (a power of two); a store keeps "
+            "the one it was created with.",
         ),
     )
     lock_timeout: float = field(
@@ -45,8 +54,30 @@ class StoreSection:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ImagesSection:
+    max_size: int = field(
+        default=1024**4,
+        metadata=spec(
+            "size",
+            minimum=1024**2,
+            help="Largest image (decoded size) `archipelago image import` accepts.",
+        ),
+    )
+    download_timeout: float = field(
+        default=60.0,
+        metadata=spec(
+            "float",
+            minimum=1,
+            maximum=3600,
+            help="Seconds without progress after which a download is given up.",
+        ),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class ArchipelagoConfig:
     store: StoreSection = field(default_factory=StoreSection)
+    images: ImagesSection = field(default_factory=ImagesSection)
 
 
 def load(path: str | Path = paths.ARCHIPELAGO_CONF) -> ArchipelagoConfig:

@@ -1,0 +1,1 @@
+"""The file store: content-addressed blocks and reflinked volumes on XFS or btrfs."""

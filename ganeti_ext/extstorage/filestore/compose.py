@@ -1,0 +1,90 @@
+"""Files made of other files' extents: a volume from an origin, an origin from blocks.
+
+Nothing here copies data: FICLONE shares a whole file, FICLONERANGE one block. A
+file system that cannot do it (ext4, tmpfs, or two file systems) is named in the error.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ganeti_ext.errors import ValidationError
+from ganeti_ext.extstorage.filestore.reflink import NO_REFLINK_ERRNOS, clone_file, clone_range
+
+
+def reflink_error(path: Path, err: OSError) -> ValidationError:
+    return ValidationError(
+        f"cannot share extents into {path}: {err.strerror}; the store must be on XFS "
+        "(reflink=1) or btrfs, all of it on one file system"
+    )
+
+
+def clone_whole(source: Path, target: Path, size: int | None = None) -> None:
+    """Create `target` as a copy-on-write copy of `source`, then set its size if given."""
+    src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                clone_file(src, fd)
+            except OSError as err:
+                if err.errno in NO_REFLINK_ERRNOS:
+                    raise reflink_error(target, err) from None
+                raise
+            if size is not None:
+                os.ftruncate(fd, size)
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            target.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+    finally:
+        os.close(src)
+
+
+def compose(
+    target: Path,
+    size: int,
+    block_size: int,
+    blocks: Sequence[str | None],
+    block_path: Callable[[str], Path],
+) -> None:
+    """Create `target` of `size` bytes from the ordered blocks (None: a hole of zeros)."""
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        os.ftruncate(fd, size)
+        for index, digest in enumerate(blocks):
+            if digest is None:
+                continue
+            offset = index * block_size
+            length = min(block_size, size - offset)
+            if length <= 0:
+                break
+            src = os.open(block_path(digest), os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                clone_range(src, 0, _whole_fs_blocks(length, offset, size), fd, offset)
+            except OSError as err:
+                if err.errno in NO_REFLINK_ERRNOS:
+                    raise reflink_error(target, err) from None
+                raise
+            finally:
+                os.close(src)
+        # A tail rounded up to a whole file-system block may have pushed the end out.
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        target.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+
+
+def _whole_fs_blocks(length: int, offset: int, size: int) -> int:
+    # FICLONERANGE wants whole file-system blocks unless the range ends at the source's
+    # end; the block files are full-sized, so round a short tail up to 4 KiB.
+    if offset + length < size:
+        return length
+    return (length + 4095) // 4096 * 4096

@@ -1,0 +1,1 @@
+"""Image import: sources (files, URLs), formats (raw, qcow2, compressed), decoding."""
