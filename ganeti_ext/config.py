@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from ganeti_ext.errors import ConfigError
+from ganeti_ext.errors import ConfigError, ValidationError
 from ganeti_ext.logsetup import is_secret_name
 
 KINDS = ("str", "int", "float", "bool", "size", "list", "url-list", "path", "choice")
@@ -173,6 +173,16 @@ def _parse_size(raw: str) -> int:
     if number < 0:
         raise ValueError(raw)
     return number * _SIZE_SUFFIXES[suffix]
+
+
+def parse_size(raw: str, what: str) -> int:
+    """A size given on a command line ("4M", "10G", bytes); errors name `what`."""
+    try:
+        return _parse_size(raw)
+    except (ValueError, IndexError):
+        raise ValidationError(
+            f"{what}: {raw!r} {_NUMBER_NAMES['size']}"
+        ) from None
 
 
 _NUMBER_PARSERS = {"int": lambda raw: int(raw, 10), "float": float, "size": _parse_size}

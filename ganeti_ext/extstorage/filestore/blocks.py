@@ -90,6 +90,8 @@ class BlockCollector:
         """Collect a block whose bytes are [offset, offset+length) of an open store file.
 
         The caller has hashed them; the new block shares that file's extents (no copy).
+        The range is whole file-system blocks, or ends at that file's end (where the
+        kernel accepts a partial block).
         """
         if digest in self.collected or self._pin(digest):
             self.collected.add(digest)
@@ -97,7 +99,7 @@ class BlockCollector:
         target = self.path(digest)
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, BLOCK_MODE)
         try:
-            clone_range(src_fd, offset, _clone_length(length), fd, 0)
+            clone_range(src_fd, offset, length, fd, 0)
             os.ftruncate(fd, self.block_size)
         except BaseException:
             os.close(fd)
@@ -139,12 +141,6 @@ def _padded(data: bytes | memoryview, block_size: int) -> bytes | memoryview:
     if len(data) == block_size:
         return data
     return bytes(data) + bytes(block_size - len(data))
-
-
-def _clone_length(length: int) -> int:
-    # Reflinks work on whole file-system blocks; a short tail is rounded up to 4 KiB,
-    # whose extra bytes are zeros past the end of an image.
-    return (length + 4095) // 4096 * 4096
 
 
 def _write_sparse(path: Path, data: bytes | memoryview, block_size: int) -> None:
