@@ -45,12 +45,12 @@ KEYS = (
 REQUIRED_KEYS = ("MAC", "HOSTNAME")
 MAX_FILE_SIZE = 64 * 1024  # a binding is a few hundred bytes; anything bigger is junk
 
-_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}\Z")
 # Linux interface names (IFNAMSIZ - 1 bytes), the portable subset; never hidden files.
-_IFNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$")
+_IFNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}\Z")
 # RFC 1123 host name, optionally dotted; Ganeti instance names are FQDNs.
 _HOSTNAME = re.compile(
-    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"^(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
 )
 _TRUE = ("1", "yes", "true", "on")

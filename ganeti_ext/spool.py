@@ -29,7 +29,7 @@ BAD_DIR = "bad"
 FORMAT_VERSION = 1
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # anything bigger is not a message we wrote
 
-_NAME = re.compile(r"^(\d{20})-(\d+)-(\d+)\.msg$")
+_NAME = re.compile(r"^(\d{20})-(\d+)-(\d+)\.msg\Z")
 _counter = itertools.count()
 _lock = threading.Lock()
 _last_ns = 0

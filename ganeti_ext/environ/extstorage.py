@@ -30,7 +30,7 @@ ACCESS_MODES = ("kernelspace", "userspace")
 # EXTP_PROVIDER and EXTP_ACCESS come from Ganeti itself, not from --disk parameters.
 _GANETI_SET_PARAMS = ("provider", "access")
 # Ganeti's names are <uuid>.ext.disk<n> (and <name>.snap); allow a conservative superset.
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+:-]{0,254}$")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+:-]{0,254}\Z")
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def check_volume_name(variable: str, name: str) -> str:
     """Return `name` if it is safe as a single file name, else raise EnvError."""
     if "/" in name or ".." in name or "\0" in name:
         raise EnvError(variable, f"must be a plain name without '/' or '..': {name!r}")
-    if not _SAFE_NAME.match(name):
+    if not _SAFE_NAME.fullmatch(name):
         raise EnvError(
             variable, f"must be 1-255 characters of letters, digits and _.+:- : {name!r}"
         )

@@ -13,7 +13,7 @@ from ganeti_ext.errors import EnvError
 
 # Linux ifnames: 1-15 bytes (IFNAMSIZ - 1), no '/', ':' or whitespace, not "." or "..".
 # We accept the portable subset; the name ends up in ip/nft/iptables command lines.
-_IFNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$")
+_IFNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}\Z")
 
 
 @dataclass(frozen=True)

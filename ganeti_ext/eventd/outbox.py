@@ -30,7 +30,7 @@ from ganeti_ext.spool import (
 BATCH_SUFFIX = ".msgs"
 MAX_BATCH_FILE_BYTES = 256 * 1024 * 1024  # far above any batch we write
 
-_BATCH_NAME = re.compile(r"^(\d{20})-(\d+)-(\d+)\.msgs$")
+_BATCH_NAME = re.compile(r"^(\d{20})-(\d+)-(\d+)\.msgs\Z")
 
 
 def file_order(name: str) -> tuple[int, int, int] | None:

@@ -28,7 +28,7 @@ FINAL_STATUSES = frozenset({SUCCESS, ERROR, CANCELED})
 
 MAX_JOB_FILE_BYTES = 64 * 1024 * 1024  # far above any real job; stops a runaway read
 
-_JOB_NAME = re.compile(r"^job-(\d+)$")
+_JOB_NAME = re.compile(r"^job-(\d+)\Z")
 
 Timestamp = tuple[int, int]
 

@@ -91,3 +91,27 @@ class Backend(Protocol):
         """Record that `node` opened the volume; refuses what would break exclusivity."""
 
     def clear_open(self, name: str, node: str) -> None: ...
+
+
+class OpenConflict(Exception):
+    """Opening would break exclusivity; `holders` are the nodes in the way."""
+
+    def __init__(self, holders: list[str]) -> None:
+        super().__init__(", ".join(holders))
+        self.holders = holders
+
+
+def opened(opens: dict[str, bool], node: str, exclusive: bool) -> dict[str, bool]:
+    """Who has the volume open after `node` opens it (Ganeti's open verb), or OpenConflict.
+
+    Ganeti opens a volume exclusively on its primary node, and shared on both nodes
+    during a live migration (after closing it on the target). So: an exclusive open
+    needs no other node to hold it; a shared one needs no other node to hold it
+    exclusively. The same node may reopen in either mode.
+    """
+    others = {other: excl for other, excl in opens.items() if other != node}
+    holders = sorted(others) if exclusive else sorted(o for o, e in others.items() if e)
+    if holders:
+        raise OpenConflict(holders)
+    return {**others, node: exclusive}
+

@@ -16,7 +16,7 @@ from pathlib import Path
 from ganeti_ext.errors import ValidationError
 
 LOSETUP = "losetup"
-_DEVICE = re.compile(r"^/dev/loop[0-9]+$")
+_DEVICE = re.compile(r"^/dev/loop[0-9]+\Z")
 _DELETED_SUFFIX = " (deleted)"
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from ganeti_ext import paths
 from ganeti_ext.errors import ConfigError
 
-_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-_KEY = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}\Z")
+_KEY = re.compile(r"^[A-Z][A-Z0-9_]*\Z")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from ganeti_ext.config import spec
 from ganeti_ext.errors import ConfigError
 from ganeti_ext.nfdhcpd import dhcpv4, ndp
 
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$")
+_DOMAIN = re.compile(r"^(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+\Z")
 
 
 @dataclass(frozen=True, kw_only=True)

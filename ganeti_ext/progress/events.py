@@ -39,7 +39,7 @@ MAX_MESSAGES = 20
 MAX_MESSAGE_CHARS = 1024
 MAX_STDERR_CHARS = 8 * 1024  # the end of a helper's stderr is the part that explains
 MAX_BODY_BYTES = 64 * 1024
-_TASK = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_TASK = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
 
 
 class Skip(Exception):

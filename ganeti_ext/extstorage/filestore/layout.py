@@ -35,14 +35,14 @@ DEFAULT_BLOCK_SIZE = 4 * MIB
 MIN_BLOCK_SIZE = 64 * 1024  # a multiple of any file system block size reflinks work on
 MAX_BLOCK_SIZE = 64 * MIB
 # Names become single path components; Ganeti's are <uuid>.ext.disk<n> and <vol>.snap.
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+:-]{0,199}$")
-_HASH = re.compile(r"^[0-9a-f]{64}$")
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+:-]{0,199}\Z")
+_HASH = re.compile(r"^[0-9a-f]{64}\Z")
 _REFLINK_FILE_SYSTEMS = ("xfs", "btrfs")
 
 
 def check_name(kind: str, name: str) -> str:
     """`name` if it can name a volume, image or snapshot; else a ValidationError."""
-    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
         shown = repr(name)[:80]
         raise ValidationError(
             f"{kind} name {shown}: must be 1-200 letters, digits or _.+:- , start with a "
@@ -52,7 +52,7 @@ def check_name(kind: str, name: str) -> str:
 
 
 def is_block_name(name: str) -> bool:
-    return bool(_HASH.match(name))
+    return bool(_HASH.fullmatch(name))
 
 
 @dataclass(frozen=True)

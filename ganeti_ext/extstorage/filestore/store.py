@@ -18,7 +18,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from ganeti_ext.errors import ValidationError
-from ganeti_ext.extstorage.backend import Attachment, Origin, Volume, VolumeSpec
+from ganeti_ext.extstorage.backend import (
+    Attachment,
+    OpenConflict,
+    Origin,
+    Volume,
+    VolumeSpec,
+    opened,
+)
 from ganeti_ext.extstorage.filestore import maps, records, work
 from ganeti_ext.extstorage.filestore.blocks import BlockCollector
 from ganeti_ext.extstorage.filestore.compose import clone_whole
@@ -235,19 +242,18 @@ class FileStore:
         self._update_record(name, lambda volume: _replace(volume, metadata=metadata))
 
     def set_open(self, name: str, node: str, exclusive: bool) -> None:
-        def opened(volume: Volume) -> Volume:
-            others = {other: excl for other, excl in volume.opens.items() if other != node}
-            holders = sorted(others) if exclusive else sorted(o for o, e in others.items() if e)
-            if holders:
+        def change(volume: Volume) -> Volume:
+            try:
+                return _replace(volume, opens=opened(volume.opens, node, exclusive))
+            except OpenConflict as conflict:
                 how = "exclusively" if exclusive else "shared"
                 raise ValidationError(
-                    f"volume {name}: cannot open {how} on {node}: it is open on "
-                    f"{', '.join(holders)}; if that node is down, release it with "
-                    f"`archipelago volume release {name} --node {holders[0]}`"
-                )
-            return _replace(volume, opens={**others, node: exclusive})
+                    f"volume {name}: cannot open {how} on {node}: it is open on {conflict}; "
+                    "if that node is down, release it with "
+                    f"`archipelago volume release {name} --node {conflict.holders[0]}`"
+                ) from None
 
-        self._update_record(name, opened)
+        self._update_record(name, change)
 
     def clear_open(self, name: str, node: str) -> None:
         self._update_record(

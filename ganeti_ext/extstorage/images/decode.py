@@ -68,8 +68,10 @@ def _zlib_like(source: Readable, first: bytes, compression: str) -> Iterator[byt
                         f"(ended at byte {source.position})"
                     )
                 return
-            if compression == XZ and not started and not pending.strip(b"\0"):
-                pending = source.read(READ_SIZE)  # stream padding between xz streams
+            if compression == XZ and not started and pending[:1] == b"\0":
+                pending = pending.lstrip(b"\0")  # stream padding between xz streams
+                if not pending:
+                    pending = source.read(READ_SIZE)
                 continue
             started = True
             while pending:
