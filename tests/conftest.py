@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import uuid
 
 import pytest
@@ -33,6 +34,27 @@ def lab() -> Lab:
 @pytest.fixture(scope="session")
 def lab2(lab: Lab) -> Lab:
     return ensure_up(nodes=2)
+
+
+@pytest.fixture(scope="session")
+def xfs_mount():
+    """A scratch XFS with reflinks for this test session (root only; no lab needed)."""
+    if os.geteuid() != 0:
+        pytest.skip("a scratch XFS needs root (loop devices, mount)")
+    from labkit import xfs
+
+    mountpoint = xfs.scratch("tests", "24G")
+    yield mountpoint
+    xfs.drop_scratch(mountpoint)
+
+
+@pytest.fixture
+def xfs_dir(xfs_mount, request):
+    """An empty directory of its own on the scratch XFS, removed after the test."""
+    directory = xfs_mount / f"{request.node.name[:60]}-{uuid.uuid4().hex[:6]}"
+    directory.mkdir()
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 _counter = itertools.count(1)

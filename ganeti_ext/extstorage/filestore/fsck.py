@@ -273,4 +273,4 @@ class Fsck:
                         lock.unlink(missing_ok=True)
             except ValidationError:
                 continue  # held: an operation on that name is running
-            self._add(LEFTOVER, f"{lock}: lock of a name that no longer exists", self.repair)
+            self._add(NOTE, f"{lock}: lock of a name that no longer exists", self.repair)

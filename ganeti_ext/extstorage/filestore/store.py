@@ -187,6 +187,8 @@ class FileStore:
             # One rename makes it vanish; the bytes go when the work directory does.
             os.rename(target, op.path / "removed")
             sync_directory(target.parent)
+        # Safe even while held: a waiter on the unlinked file notices and locks anew.
+        self.layout.name_lock(name).unlink(missing_ok=True)
         return True
 
     def grow(self, name: str, size: int) -> None:

@@ -1,0 +1,74 @@
+"""Loop-mounted XFS file systems with reflinks: the lab's store, tests' and benchmarks' scratch.
+
+The host's root is ext4, which cannot share extents; a sparse file formatted with
+`mkfs.xfs -m reflink=1` and mounted through a loop device can (it takes only the space
+actually written). Mounting with -o loop sets the loop device to clear itself on umount.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from labkit.sh import LabError, run
+
+SCRATCH_ROOT = Path("/var/tmp/ganeti-ext-xfs")
+
+
+def mounted_fs(mountpoint: Path) -> str | None:
+    """The file system type mounted exactly at `mountpoint`, or None."""
+    wanted = os.path.realpath(mountpoint)
+    found = None
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as stream:
+        for line in stream:
+            fields = line.split()
+            if len(fields) > 4 and "-" in fields and fields[4] == wanted:
+                found = fields[fields.index("-") + 1]
+    return found
+
+
+def make(image: Path, mountpoint: Path, size: str) -> None:
+    """Create (or reuse) `image` as XFS with reflinks and mount it at `mountpoint`."""
+    if mounted_fs(mountpoint) == "xfs":
+        return
+    image.parent.mkdir(parents=True, exist_ok=True)
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    if not image.exists():
+        run(["truncate", "-s", size, image])
+        run(["mkfs.xfs", "-q", "-f", "-m", "reflink=1", image], timeout=300)
+    run(["mount", "-o", "loop", image, mountpoint], timeout=120)
+    if mounted_fs(mountpoint) != "xfs":
+        raise LabError(f"{image} did not mount as XFS at {mountpoint}")
+
+
+def unmount(mountpoint: Path) -> None:
+    if mounted_fs(mountpoint) is None:
+        return
+    proc = run(["umount", mountpoint], timeout=120, check=False)
+    if proc.returncode != 0:
+        raise LabError(f"cannot unmount {mountpoint}: {proc.stderr.strip()}")
+
+
+def scratch(name: str, size: str = "16G") -> Path:
+    """A fresh XFS of this process at SCRATCH_ROOT/<pid>-<name>/mnt (for tests, benchmarks)."""
+    clear_stale_scratch()
+    base = SCRATCH_ROOT / f"{os.getpid()}-{name}"
+    make(base / "xfs.img", base / "mnt", size)
+    return base / "mnt"
+
+
+def drop_scratch(mountpoint: Path) -> None:
+    unmount(mountpoint)
+    shutil.rmtree(mountpoint.parent, ignore_errors=True)
+
+
+def clear_stale_scratch() -> None:
+    """Unmount and remove scratch file systems whose process is gone (a killed run)."""
+    if not SCRATCH_ROOT.is_dir():
+        return
+    for base in SCRATCH_ROOT.iterdir():
+        owner = base.name.split("-", 1)[0]
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            unmount(base / "mnt")
+            shutil.rmtree(base, ignore_errors=True)
