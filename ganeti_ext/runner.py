@@ -160,9 +160,16 @@ def spawn_detached(argv: Sequence[str], env: Mapping[str, str] | None = None) ->
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            env={**BASE_ENV, **(env or {})},
+            env={**BASE_ENV, **_python_path(), **(env or {})},
             start_new_session=True,
             close_fds=True,
         )
     except OSError as err:
         raise CommandError(argv, None, reason=f"cannot start: {err.strerror}") from None
+
+
+def _python_path() -> dict[str, str]:
+    # A background helper of ours must import the same ganeti_ext as its parent (a
+    # source tree under test, not only the installed package).
+    path = os.environ.get("PYTHONPATH")
+    return {"PYTHONPATH": path} if path else {}

@@ -7,6 +7,7 @@ actually written). Mounting with -o loop sets the loop device to clear itself on
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -58,7 +59,21 @@ def scratch(name: str, size: str = "16G") -> Path:
     return base / "mnt"
 
 
+def detach_loops_under(directory: Path) -> None:
+    """Detach loop devices backed by files below `directory` (a failed test's leftovers)."""
+    listing = run(["losetup", "--list", "--json", "--output", "NAME,BACK-FILE"], check=False)
+    try:
+        devices = json.loads(listing.stdout or "{}").get("loopdevices", [])
+    except ValueError:
+        return
+    prefix = f"{os.path.realpath(directory)}/"
+    for device in devices:
+        if (device.get("back-file") or "").startswith(prefix):
+            run(["losetup", "--detach", device["name"]], check=False)
+
+
 def drop_scratch(mountpoint: Path) -> None:
+    detach_loops_under(mountpoint)
     unmount(mountpoint)
     shutil.rmtree(mountpoint.parent, ignore_errors=True)
 

@@ -54,6 +54,9 @@ def xfs_dir(xfs_mount, request):
     directory = xfs_mount / f"{request.node.name[:60]}-{uuid.uuid4().hex[:6]}"
     directory.mkdir()
     yield directory
+    from labkit import xfs
+
+    xfs.detach_loops_under(directory)
     shutil.rmtree(directory, ignore_errors=True)
 
 

@@ -29,7 +29,7 @@ from ganeti_ext.extstorage.filestore import gc, layout, space
 from ganeti_ext.extstorage.filestore.digest import digest_snapshot, pending_snapshots
 from ganeti_ext.extstorage.filestore.fsck import DAMAGE, Fsck
 from ganeti_ext.extstorage.filestore.probe import probe_reflink
-from ganeti_ext.extstorage.filestore.store import FileStore
+from ganeti_ext.extstorage.filestore.store import FileStore, digest_command
 from ganeti_ext.extstorage.images.importer import ImportRequest, import_image
 from ganeti_ext.paths import DEFAULT, Paths
 from ganeti_ext.runner import spawn_detached
@@ -298,7 +298,7 @@ class Admin:
             digest_snapshot(self.store, name)
             print(f"snapshot {name} of {volume} taken and digested")
         else:
-            spawn_detached([PROG, "snapshot", "digest", "--quiet", name])
+            spawn_detached(digest_command(name))
             print(f"snapshot {name} of {volume} taken; its blocks are being hashed")
 
     def snapshot_list(self) -> None:

@@ -6,6 +6,7 @@ file system that cannot do it (ext4, tmpfs, or two file systems) is named in the
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,7 +22,22 @@ def reflink_error(path: Path, err: OSError) -> ValidationError:
     )
 
 
-def clone_whole(source: Path, target: Path, size: int | None = None) -> None:
+def set_size(fd: int, size: int, what: str = "volume") -> None:
+    """ftruncate, with "too big for this file system" as a clear error naming `what`."""
+    try:
+        os.ftruncate(fd, size)
+    except (OSError, OverflowError) as err:
+        if isinstance(err, OverflowError) or err.errno in (errno.EFBIG, errno.EINVAL):
+            raise ValidationError(
+                f"{what}: {size >> 20} MiB is more than the store's file system allows "
+                "for one file"
+            ) from None
+        raise
+
+
+def clone_whole(
+    source: Path, target: Path, size: int | None = None, what: str = "volume"
+) -> None:
     """Create `target` as a copy-on-write copy of `source`, then set its size if given."""
     src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
     try:
@@ -34,7 +50,7 @@ def clone_whole(source: Path, target: Path, size: int | None = None) -> None:
                     raise reflink_error(target, err) from None
                 raise
             if size is not None:
-                os.ftruncate(fd, size)
+                set_size(fd, size, what)
             os.fsync(fd)
         except BaseException:
             os.close(fd)

@@ -12,12 +12,13 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from ganeti_ext.errors import ValidationError
+from ganeti_ext.errors import GanetiExtError, ValidationError
 from ganeti_ext.extstorage.backend import (
     Attachment,
     OpenConflict,
@@ -28,7 +29,7 @@ from ganeti_ext.extstorage.backend import (
 )
 from ganeti_ext.extstorage.filestore import maps, records, work
 from ganeti_ext.extstorage.filestore.blocks import BlockCollector
-from ganeti_ext.extstorage.filestore.compose import clone_whole
+from ganeti_ext.extstorage.filestore.compose import clone_whole, set_size
 from ganeti_ext.extstorage.filestore.layout import (
     DATA_FILE,
     MAP_FILE,
@@ -152,9 +153,11 @@ class FileStore:
             staged.mkdir()
             data = staged / DATA_FILE
             if spec.origin is not None:
-                clone_whole(self.origin_data(spec.origin), data, size=spec.size)
+                clone_whole(
+                    self.origin_data(spec.origin), data, spec.size, f"volume {spec.name}"
+                )
             else:
-                _create_sparse(data, spec.size)
+                _create_sparse(data, spec.size, f"volume {spec.name}")
             volume = Volume(
                 name=spec.name,
                 size=spec.size,
@@ -193,9 +196,9 @@ class FileStore:
 
     def grow(self, name: str, size: int) -> None:
         data = self.volume_data(name)
-        os.truncate(data, size)
-        fd = os.open(data, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(data, os.O_WRONLY | os.O_CLOEXEC)
         try:
+            set_size(fd, size, f"volume {name}")
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -221,7 +224,11 @@ class FileStore:
             self._commit_dir(staged, self.layout.origin_dir(snapshot))
         log.info("snapshot %s of volume %s taken; hashing its blocks in the background", snapshot, volume)
         if self.spawn is not None:
-            self.spawn(["archipelago", "snapshot", "digest", "--quiet", snapshot])
+            try:
+                self.spawn(digest_command(snapshot))
+            except GanetiExtError as err:
+                # The snapshot is taken and usable; gc digests what is left pending.
+                log.warning("cannot start the digest of %s (gc will do it): %s", snapshot, err)
 
     def attach(self, name: str) -> Attachment:
         assert self.loops is not None
@@ -311,6 +318,11 @@ class FileStore:
         sync_directory(target.parent)
 
 
+def digest_command(snapshot: str) -> list[str]:
+    """The command that digests a snapshot in the background: this interpreter, this package."""
+    return [sys.executable, "-m", "ganeti_ext.extstorage.admin", "snapshot", "digest", "--quiet", snapshot]
+
+
 def _names(directory: Path) -> list[str]:
     try:
         return sorted(entry.name for entry in directory.iterdir() if entry.is_dir())
@@ -318,10 +330,10 @@ def _names(directory: Path) -> list[str]:
         return []
 
 
-def _create_sparse(path: Path, size: int) -> None:
+def _create_sparse(path: Path, size: int, what: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
-        os.ftruncate(fd, size)
+        set_size(fd, size, what)
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -20,8 +20,9 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 LOCK_FILE = ".lock"
-# A directory without a lock file is younger than this only if its maker is still
-# between mkdir and taking the lock (microseconds); older ones were interrupted there.
+# A hidden (still being set up) directory, or one without a lock file, is younger than
+# this only while its maker is between mkdir and rename (microseconds); an older one was
+# interrupted there.
 UNLOCKED_GRACE_S = 60.0
 
 
@@ -30,10 +31,15 @@ class Operation:
 
     def __init__(self, tmp_dir: Path, kind: str) -> None:
         host = socket.gethostname().split(".", 1)[0] or "node"
-        self.path = tmp_dir / f"{kind}-{host}-{os.getpid()}-{secrets.token_hex(4)}"
-        self.path.mkdir(mode=0o700)
-        self._lock_fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        name = f"{kind}-{host}-{os.getpid()}-{secrets.token_hex(4)}"
+        # Made under a hidden name and locked before it gets its real one: a reaper never
+        # sees it unlocked (hidden entries it judges by age alone).
+        hidden = tmp_dir / f".{name}"
+        hidden.mkdir(mode=0o700)
+        self._lock_fd = os.open(hidden / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        self.path = tmp_dir / name
+        os.rename(hidden, self.path)
 
     def __enter__(self) -> Operation:
         return self
@@ -52,14 +58,12 @@ class Operation:
 
 def is_abandoned(directory: Path, now: float | None = None) -> bool:
     """True when no live process holds `directory`'s lock (its operation was interrupted)."""
+    if directory.name.startswith("."):
+        return _older_than_grace(directory, now)
     try:
         fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CLOEXEC)
     except FileNotFoundError:
-        try:
-            age = (time.time() if now is None else now) - directory.lstat().st_mtime
-        except FileNotFoundError:
-            return False
-        return age > UNLOCKED_GRACE_S
+        return _older_than_grace(directory, now)
     except (NotADirectoryError, IsADirectoryError):
         return True
     try:
@@ -69,6 +73,14 @@ def is_abandoned(directory: Path, now: float | None = None) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+def _older_than_grace(directory: Path, now: float | None) -> bool:
+    try:
+        age = (time.time() if now is None else now) - directory.lstat().st_mtime
+    except FileNotFoundError:
+        return False
+    return age > UNLOCKED_GRACE_S
 
 
 def abandoned(tmp_dir: Path) -> list[Path]:
