@@ -180,9 +180,7 @@ def parse_size(raw: str, what: str) -> int:
     try:
         return _parse_size(raw)
     except (ValueError, IndexError):
-        raise ValidationError(
-            f"{what}: {raw!r} {_NUMBER_NAMES['size']}"
-        ) from None
+        raise ValidationError(f"{what}: {raw!r} {_NUMBER_NAMES['size']}") from None
 
 
 _NUMBER_PARSERS = {"int": lambda raw: int(raw, 10), "float": float, "size": _parse_size}

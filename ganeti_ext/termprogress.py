@@ -23,7 +23,7 @@ def human(size: float) -> str:
 
 
 def line(phase: str, done: int, total: int | None, elapsed: float) -> str:
-    """One status line (pure, for tests): '<phase>: 1.0 GiB of 2.0 GiB (50%), 250.0 MiB/s, 4 s left'."""
+    """One status line (pure): '<phase>: 1.0 GiB of 2.0 GiB (50%), 250.0 MiB/s, 4 s left'."""
     rate = done / elapsed if elapsed > 0 else 0.0
     text = f"{phase}: {human(done)}"
     if total:

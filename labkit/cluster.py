@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from labkit import settings
+from labkit import settings, xfs
 from labkit.settings import Node
 from labkit.sh import LabError, on_master, read_pidfile, run, stored_secret
 
@@ -39,18 +39,33 @@ def node_names() -> list[str]:
 
 
 def prepare_storage_dirs() -> None:
-    # The archipelago store stands for storage shared by the nodes (/srv is not private).
-    for path in (
-        settings.FILE_STORAGE_DIR,
-        settings.SHARED_FILE_STORAGE_DIR,
-        settings.ARCHIPELAGO_STORE,
-    ):
+    for path in (settings.FILE_STORAGE_DIR, settings.SHARED_FILE_STORAGE_DIR):
         Path(path).mkdir(parents=True, exist_ok=True)
     settings.FILE_STORAGE_PATHS.write_text(
         f"{settings.FILE_STORAGE_DIR}\n{settings.SHARED_FILE_STORAGE_DIR}\n"
     )
     for sub in ("os", "extstorage"):
         Path("/var/log/ganeti", sub).mkdir(parents=True, exist_ok=True)
+    ensure_store()
+
+
+def ensure_store() -> None:
+    """The archipelago store: mounted before node 2's private mount namespace is made,
+    so both nodes see it (/srv is not private), and initialized by the installed tool."""
+    xfs.make(
+        settings.ARCHIPELAGO_XFS_IMAGE,
+        Path(settings.ARCHIPELAGO_STORE),
+        settings.ARCHIPELAGO_XFS_SIZE,
+    )
+    if not Path(settings.ARCHIPELAGO_STORE, "archipelago-store.json").exists():
+        run(["archipelago", "store", "init", settings.ARCHIPELAGO_STORE])
+
+
+def store_ready() -> bool:
+    return (
+        xfs.mounted_fs(Path(settings.ARCHIPELAGO_STORE)) == "xfs"
+        and Path(settings.ARCHIPELAGO_STORE, "archipelago-store.json").exists()
+    )
 
 
 def kvm_hvparams(kernel: Path, initrd: Path) -> str:

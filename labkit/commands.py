@@ -16,6 +16,7 @@ from labkit import (
     health,
     host,
     hostguard,
+    images,
     net,
     nodes,
     rabbit,
@@ -224,7 +225,7 @@ def _ensure_demo_instance() -> str:
         if name not in existing:
             cluster.gnt(
                 "gnt-instance", "add", "-t", "ext",
-                "--disk", "0:size=64M,provider=archipelago",
+                "--disk", f"0:size=64M,provider=archipelago,origin={settings.DEMO_IMAGE}",
                 "-o", "snf-image+default", "-O", "img_id=null",
                 "-H", "kvm", "-B", f"memory={settings.GUEST_MEMORY_MB}",
                 "--net", f"0:network={settings.NETWORK.name},ip=pool",
@@ -253,16 +254,31 @@ def _demo_lease() -> str:
     return f"eth0 has {address}, leased by nfdhcpd from the binding snf-network wrote"
 
 
+def _demo_disk() -> str:
+    from labkit.handle import Lab
+
+    command = "mount -o ro /dev/vda1 /mnt 2>/dev/null; cat /mnt/hello.txt"
+    out = Lab(nodes=1).wait_console(settings.DEMO_INSTANCE, command, "zero-copy clone", timeout=180)
+    return next(line for line in out.splitlines() if "zero-copy clone" in line).strip()
+
+
 def demo(wanted_nodes: int | None) -> None:
     up(wanted_nodes)
-    with step(f"demo instance {settings.DEMO_INSTANCE} (KVM under TCG, ext disk on archipelago)"):
+    with step(f"image {settings.DEMO_IMAGE} in the archipelago store"):
+        images.import_demo_image()
+    with step(
+        f"demo instance {settings.DEMO_INSTANCE} (KVM under TCG, disk cloned from the image)"
+    ):
         stream = _ensure_demo_instance()
     with step(f"{settings.DEMO_INSTANCE} gets its address from nfdhcpd (DHCP over NFQUEUE)"):
         lease = _demo_lease()
+    with step(f"{settings.DEMO_INSTANCE} reads its disk"):
+        disk = _demo_disk()
     if stream:
         print("\nWhat the cloud layer received over AMQP meanwhile (snf-events tail):")
         print(stream, end="")
     print(f"\nInside the guest (serial console): {lease}")
+    print(f"  /dev/vda1 says: {disk}")
     print(DEMO_SUMMARY.format(inst=settings.DEMO_INSTANCE), end="")
     print(
         on_master(
@@ -281,7 +297,10 @@ What was done:
   - the suite's packages built from this tree and installed with apt;
   - the suite's daemons started from their systemd units on every node
     (snf-ganeti-eventd, nfdhcpd);
-  - instance {inst}: snf-image OS on an archipelago ExtStorage disk; its NIC set up
+  - an archipelago store on an XFS (reflink) file system at /srv/archipelago, shared by
+    the nodes, and image lab-demo imported into it (`archipelago image list`);
+  - instance {inst}: snf-image OS on an archipelago disk cloned from lab-demo (no data
+    copied: `archipelago df` shows what is shared); its NIC set up
     by snf-network (anti-spoofing, firewall profile `protected` from the instance tag
     synnefo:network:0:protected, a binding for nfdhcpd).
 
@@ -290,6 +309,7 @@ Look around:
   ./lab exec gnt-instance list
   ./lab exec gnt-os diagnose
   ./lab exec gnt-storage diagnose
+  archipelago image list; archipelago volume list; archipelago df
   ./lab exec -- gnt-instance info {inst}
   ./lab exec -- socat - UNIX-CONNECT:/run/ganeti/kvm-hypervisor/ctrl/{inst}.serial
   ./lab exec -- snf-events tail --url amqp://guest:guest@127.0.0.1:5672//

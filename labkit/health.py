@@ -51,6 +51,7 @@ def assess() -> LabState:
     master_ok = master_ns and cluster.master_answers()
     state.checks["Ganeti master answers"] = master_ok
     state.checks["RabbitMQ running"] = master_ns and rabbit.running()
+    state.checks["archipelago store on XFS"] = cluster.store_ready()
     if master_ok and state.nodes > 1:
         names = _cluster_nodes()
         for node in expected:

@@ -75,7 +75,13 @@ NODE_LOCAL_STATE_DIRS = (
 FILE_STORAGE_DIR = "/srv/ganeti/file-storage"
 SHARED_FILE_STORAGE_DIR = "/srv/ganeti/shared-file-storage"
 FILE_STORAGE_PATHS = Path("/etc/ganeti/file-storage-paths")
+# The archipelago store: an XFS with reflinks on a sparse file (the host's root is ext4,
+# which cannot share extents), mounted where both nodes see it, as shared storage.
 ARCHIPELAGO_STORE = "/srv/archipelago"
+ARCHIPELAGO_XFS_IMAGE = STATE_DIR / "archipelago.xfs"
+ARCHIPELAGO_XFS_SIZE = "64G"  # sparse: takes only what is written
+# The demo's image: a small partitioned disk with an ext4 file system, built here.
+DEMO_IMAGE = "lab-demo"
 
 # Host directories the lab (or Ganeti and RabbitMQ on its behalf) writes into. `up`
 # records them as found; `down` puts them back, sparing files that dpkg owns.
@@ -145,10 +151,15 @@ HOST_PACKAGES = (
     "iptables",  # nfdhcpd's queue rules
     "nftables",  # snf-network's filters
     "xfsprogs",
+    "fdisk",  # sfdisk: partition tables of test and demo images
+    "e2fsprogs",
+    "zstd",
+    "xz-utils",
     # the suite's runtime dependencies
     "python3-kombu",
     "python3-pyinotify",
     "python3-scapy",
+    "python3-zstandard",
     # building the .debs (ours and python3-netfilterqueue)
     "build-essential",
     "dpkg-dev",
@@ -173,6 +184,8 @@ HOST_PACKAGES = (
     "dnsmasq-base",
     "kea-dhcp4-server",
     "kea-admin",
+    # bench/storage
+    "fio",
 )
 
 # The binary packages the suite's source package builds.

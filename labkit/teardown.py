@@ -6,8 +6,9 @@ import os
 import shutil
 import signal
 import time
+from pathlib import Path
 
-from labkit import cluster, hostguard, net, rabbit, settings
+from labkit import cluster, hostguard, net, rabbit, settings, xfs
 from labkit.sh import LabError, log, pid_alive, run
 
 # Loop devices backed by files under these belong to the lab (ext disks, future stores).
@@ -120,6 +121,9 @@ def teardown() -> None:
         except LabError as exc:
             log(f"rabbitmqctl stop failed, ending processes instead: {exc}")
     end_lab_processes()
+    # The store's own loop device goes with its mount; volumes' loops must go first.
+    xfs.detach_loops_under(Path(settings.ARCHIPELAGO_STORE))
+    xfs.unmount(Path(settings.ARCHIPELAGO_STORE))
     detach_loops()
     net.delete_namespaces()
     hostguard.restore()

@@ -139,9 +139,9 @@ def _parser() -> argparse.ArgumentParser:
     digest.add_argument("--quiet", action="store_true", help="no progress display")
     snaps.add_parser("remove", help="remove a snapshot").add_argument("name")
 
-    vols = top.add_parser("volume", help="look at volumes, release a dead node's open").add_subparsers(
-        dest="command", required=True, metavar="ACTION"
-    )
+    vols = top.add_parser(
+        "volume", help="look at volumes, release a dead node's open"
+    ).add_subparsers(dest="command", required=True, metavar="ACTION")
     json_flag(vols.add_parser("list", help="list the volumes"))
     vshow = vols.add_parser("show", help="one volume's details")
     vshow.add_argument("name")
@@ -198,8 +198,12 @@ class Admin:
         )
 
     def dispatch(self) -> int:
-        handler = getattr(self, f"{self.options.area}_{getattr(self.options, 'command', '')}"
-                          .rstrip("_").replace("-", "_"))
+        handler = getattr(
+            self,
+            f"{self.options.area}_{getattr(self.options, 'command', '')}".rstrip("_").replace(
+                "-", "_"
+            ),
+        )
         if self.options.area not in ("store",):
             self.store.check()
         return handler() or 0
@@ -268,8 +272,9 @@ class Admin:
 
     def image_show(self) -> None:
         found = self._map(self.options.name, "image")
-        self.out(found.to_json() | {"blocks": None, "data_blocks": _data_blocks(found)},
-                 _describe(found))
+        self.out(
+            found.to_json() | {"blocks": None, "data_blocks": _data_blocks(found)}, _describe(found)
+        )
 
     def image_remove(self) -> None:
         name = layout.check_name("image", self.options.name)
@@ -308,14 +313,17 @@ class Admin:
         names = self.options.names or pending_snapshots(self.store)
         for name in names:
             layout.check_name("snapshot", name)
-            progress = TerminalProgress(enabled=False if self.options.quiet else None)
             size = self._map(name, "snapshot").size
+            display = TerminalProgress(enabled=False if self.options.quiet else None)
+            phase = f"digest {name}"
             try:
                 done = digest_snapshot(
-                    self.store, name, progress=lambda d, s=size: progress("digest " + name, d, s)
+                    self.store,
+                    name,
+                    progress=lambda d, shown=display, p=phase, s=size: shown(p, d, s),
                 )
             finally:
-                progress.done()
+                display.done()
             print(f"snapshot {name}: {'digested' if done else 'already digested'}")
 
     def snapshot_remove(self) -> None:
@@ -421,9 +429,7 @@ class Admin:
             findings = checker.run()
         finally:
             progress.done()
-        lines = [
-            f"{f.kind}{' (repaired)' if f.repaired else ''}: {f.what}" for f in findings
-        ]
+        lines = [f"{f.kind}{' (repaired)' if f.repaired else ''}: {f.what}" for f in findings]
         damage = sum(1 for f in findings if f.kind == DAMAGE and not f.repaired)
         lines.append("store is clean" if not damage else f"{damage} damage finding(s) left")
         self.out([asdict(f) for f in findings], "\n".join(lines))

@@ -114,4 +114,3 @@ def opened(opens: dict[str, bool], node: str, exclusive: bool) -> dict[str, bool
     if holders:
         raise OpenConflict(holders)
     return {**others, node: exclusive}
-

@@ -186,7 +186,7 @@ class ArchipelagoProvider:
 
 def check_params(params: Mapping[str, str]) -> None:
     """Reject --disk parameters we do not know or cannot read, naming the variable."""
-    for name, value in params.items():
+    for name in params:
         if name not in KNOWN_PARAMS:
             known = ", ".join(sorted(KNOWN_PARAMS))
             raise ValidationError(

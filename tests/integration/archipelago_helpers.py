@@ -45,7 +45,13 @@ def disk_image(path: Path, size: int, *, seed: int = 1, data: int = 6 * MIB) -> 
 def admin(conf: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run the `archipelago` command from this tree against the store in `conf`."""
     return subprocess.run(
-        [sys.executable, str(REPO / "extstorage" / "sbin" / "archipelago"), "--config", str(conf), *args],
+        [
+            sys.executable,
+            str(REPO / "extstorage" / "sbin" / "archipelago"),
+            "--config",
+            str(conf),
+            *args,
+        ],
         env={**os.environ, "PYTHONPATH": str(REPO)},
         capture_output=True,
         text=True,
@@ -55,7 +61,13 @@ def admin(conf: Path, *args: str, timeout: float = 300) -> subprocess.CompletedP
 
 def admin_process(conf: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, str(REPO / "extstorage" / "sbin" / "archipelago"), "--config", str(conf), *args],
+        [
+            sys.executable,
+            str(REPO / "extstorage" / "sbin" / "archipelago"),
+            "--config",
+            str(conf),
+            *args,
+        ],
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

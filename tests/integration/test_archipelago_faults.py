@@ -80,13 +80,17 @@ def test_kill_9_during_import_then_retry(store, big_image, xfs_dir):
     conf = write_config(xfs_dir, store.layout.root)
     rng = random.Random(9)
     started = time.monotonic()
-    assert admin(conf, "image", "import", str(big_image), "--name", "probe", "--quiet").returncode == 0
+    assert (
+        admin(conf, "image", "import", str(big_image), "--name", "probe", "--quiet").returncode == 0
+    )
     longest = time.monotonic() - started
     assert admin(conf, "image", "remove", "probe").returncode == 0
     assert admin(conf, "gc").returncode == 0
     killed = 0
     for attempt in range(6):
-        process = admin_process(conf, "image", "import", str(big_image), "--name", f"i{attempt}", "--quiet")
+        process = admin_process(
+            conf, "image", "import", str(big_image), "--name", f"i{attempt}", "--quiet"
+        )
         killed += kill_at_random(process, longest, rng)
         no_damage(store)
         assert store.map(f"i{attempt}") is None or store.map(f"i{attempt}").size == SIZE
@@ -132,7 +136,7 @@ def test_kill_9_during_create_and_grow_then_retry(store, big_image, xfs_dir):
         kill_at_random(verb_process(root, "create", env), 0.3, rng)
         no_damage(store)
         retried = verb_process(root, "create", env)
-        out, err = retried.communicate(timeout=60)
+        _, err = retried.communicate(timeout=60)
         assert retried.returncode == 0, err
         grow = es_env("grow", VOL_NAME=name, VOL_SIZE="1024", VOL_NEW_SIZE="2048")
         kill_at_random(verb_process(root, "grow", grow), 0.2, rng)
@@ -156,7 +160,7 @@ def test_gc_racing_imports_and_snapshots_never_loses_a_referenced_block(store, x
         try:
             while not stop.is_set():
                 gc.collect(store, digest=False)
-        except BaseException as err:  # noqa: BLE001 - reported by the test
+        except BaseException as err:
             errors.append(err)
 
     thread = threading.Thread(target=collector)
@@ -192,7 +196,7 @@ def test_two_nodes_creating_one_volume_at_once(store, xfs_dir):
         other = es_env("create", VOL_NAME=name, VOL_SIZE="256", EXTP_ORIGIN="deb")
         racers = [verb_process(root, "create", env) for env in (same, same, other)]
         results = [(p.wait(timeout=60), p.stderr.read()) for p in racers]
-        assert results[0][0] == 0 and results[1][0] == 0 or results[2][0] == 0
+        assert (results[0][0] == 0 and results[1][0] == 0) or results[2][0] == 0
         for code, err in results:
             if code:
                 assert "already exists with" in err and "Traceback" not in err
@@ -232,7 +236,9 @@ def test_the_verbs_with_real_loop_devices(store, xfs_dir):
     run("detach")
     run("remove")
     assert store.volume(name) is None
-    listing = subprocess.run(["losetup", "-j", str(store.volume_data(name))], capture_output=True, text=True)
+    listing = subprocess.run(
+        ["losetup", "-j", str(store.volume_data(name))], capture_output=True, text=True
+    )
     assert listing.stdout == ""
     fully_clean(store)
 
@@ -240,8 +246,16 @@ def test_the_verbs_with_real_loop_devices(store, xfs_dir):
 def test_expected_failures_are_one_line(store, xfs_dir):
     root = node_root(xfs_dir, store.layout.root)
     cases = [
-        ("create", {"VOL_NAME": "x.ext.disk0", "VOL_SIZE": "99999999999999"}, "more than the store's file system allows"),
-        ("create", {"VOL_NAME": "x.ext.disk0", "VOL_SIZE": "64", "EXTP_ORIGIN": "nope"}, "no image or snapshot named nope"),
+        (
+            "create",
+            {"VOL_NAME": "x.ext.disk0", "VOL_SIZE": "99999999999999"},
+            "more than the store's file system allows",
+        ),
+        (
+            "create",
+            {"VOL_NAME": "x.ext.disk0", "VOL_SIZE": "64", "EXTP_ORIGIN": "nope"},
+            "no image or snapshot named nope",
+        ),
         ("attach", {"VOL_NAME": "ghost.ext.disk0"}, "volume ghost.ext.disk0 does not exist"),
         ("grow", {"VOL_NAME": "ghost.ext.disk0", "VOL_NEW_SIZE": "64"}, "does not exist"),
     ]

@@ -144,7 +144,9 @@ def test_a_truncated_download_imports_nothing(store, image):
 
 
 def qcow2(path, *options, size="64M"):
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", *options, str(path), size], check=True)
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", *options, str(path), size], check=True
+    )
     return path
 
 
@@ -228,7 +230,9 @@ def test_snapshot_freezes_then_digests_sharing_unchanged_blocks(store, image):
     store.create(VolumeSpec("clone", SIZE, origin="vol.snap"))  # usable before the digest
     assert digest_snapshot(store, "vol.snap")
     digested = store.map("vol.snap")
-    changed = [i for i, (a, b) in enumerate(zip(base.blocks, digested.blocks)) if a != b]
+    changed = [
+        i for i, (a, b) in enumerate(zip(base.blocks, digested.blocks, strict=True)) if a != b
+    ]
     assert changed == [7]  # 30 MiB is in block 7: every other block is the image's own
     expected = bytearray(data)
     expected[30 * MIB : 30 * MIB + 20000] = b"written by the guest" * 1000
@@ -239,7 +243,7 @@ def test_snapshot_freezes_then_digests_sharing_unchanged_blocks(store, image):
 
 
 def test_gc_frees_what_only_removed_images_used_and_volumes_keep_their_bytes(store, image, xfs_dir):
-    path, data = image
+    path, _ = image
     import_image(store, ImportRequest(str(path), "deb"))
     other = xfs_dir / "other.raw"
     disk_image(other, SIZE, seed=2)
@@ -302,8 +306,15 @@ def test_a_store_on_ext4_is_refused_naming_it(tmp_path):
     assert proc.returncode == 1
     assert "is on ext4" in proc.stderr and "reflink=1" in proc.stderr
     (tmp_path / "archipelago-store.json").write_text(
-        json.dumps({"format": "archipelago-store", "version": 1, "block_size": 4 * MIB,
-                    "created": "x", "store_id": "y"})  # fmt: skip
+        json.dumps(
+            {
+                "format": "archipelago-store",
+                "version": 1,
+                "block_size": 4 * MIB,
+                "created": "x",
+                "store_id": "y",
+            }
+        )
     )
     listing = admin(conf, "image", "list")
     assert listing.returncode == 1 and "is on ext4" in listing.stderr
@@ -313,7 +324,10 @@ def test_admin_listings_and_df(store, image, xfs_dir):
     path, _ = image
     conf = write_config(xfs_dir, store.layout.root)
     imported = admin(conf, "image", "import", str(path), "--name", "deb")
-    assert imported.returncode == 0 and "image deb imported: 64.0 MiB, 3 data blocks" in imported.stdout
+    assert (
+        imported.returncode == 0
+        and "image deb imported: 64.0 MiB, 3 data blocks" in imported.stdout
+    )
     images = json.loads(admin(conf, "image", "list", "--json").stdout)
     assert [(i["name"], i["size"], i["data_blocks"]) for i in images] == [("deb", SIZE, 3)]
     store.create(VolumeSpec("vol", SIZE, origin="deb"))

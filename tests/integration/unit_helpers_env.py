@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ganeti_ext.environ.reader import read_env_file
 from archipelago_helpers import REPO
+
+from ganeti_ext.environ.reader import read_env_file
 
 
 def es_env(verb: str, **changes: str) -> dict[str, str]:

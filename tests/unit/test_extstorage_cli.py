@@ -8,7 +8,7 @@ import pytest
 from unit_helpers import REPO, env_fixture
 
 from ganeti_ext.errors import ConfigError
-from ganeti_ext.extstorage import cli, settings
+from ganeti_ext.extstorage import settings
 from ganeti_ext.extstorage.provider import KNOWN_PARAMS
 from ganeti_ext.paths import DEFAULT
 
@@ -59,7 +59,8 @@ def test_expected_failure_is_one_line_on_stderr_and_exit_1(root):
     proc = _script("verify", {"EXTP_COLOUR": "blue"}, root)
     assert proc.returncode == 1
     assert proc.stderr == (
-        "archipelago-verify: error: EXTP_COLOUR: unknown parameter 'colour' (known: origin, origin_size)\n"
+        "archipelago-verify: error: EXTP_COLOUR: unknown parameter 'colour' "
+        "(known: origin, origin_size)\n"
     )
     assert "EXTP_COLOUR" in root.archipelago_log_file.read_text()
 

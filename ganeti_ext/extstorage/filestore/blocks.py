@@ -173,4 +173,3 @@ def sync_file_system(path: Path) -> None:
             raise OSError(err, os.strerror(err), str(path))
     finally:
         os.close(fd)
-

@@ -29,15 +29,12 @@ def set_size(fd: int, size: int, what: str = "volume") -> None:
     except (OSError, OverflowError) as err:
         if isinstance(err, OverflowError) or err.errno in (errno.EFBIG, errno.EINVAL):
             raise ValidationError(
-                f"{what}: {size >> 20} MiB is more than the store's file system allows "
-                "for one file"
+                f"{what}: {size >> 20} MiB is more than the store's file system allows for one file"
             ) from None
         raise
 
 
-def clone_whole(
-    source: Path, target: Path, size: int | None = None, what: str = "volume"
-) -> None:
+def clone_whole(source: Path, target: Path, size: int | None = None, what: str = "volume") -> None:
     """Create `target` as a copy-on-write copy of `source`, then set its size if given."""
     src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
     try:

@@ -134,8 +134,10 @@ class Fsck:
             size = None
         if size == found.size:
             return
-        problem = "its data file is missing" if size is None else (
-            f"its data file has {size} bytes, its map says {found.size}"
+        problem = (
+            "its data file is missing"
+            if size is None
+            else (f"its data file has {size} bytes, its map says {found.size}")
         )
         can_rebuild = found.digested and all(
             self.layout.block(d).exists() for d in found.blocks or () if d

@@ -48,8 +48,7 @@ class Ingest:
                 self.size += len(block)
                 if self.size > limit:
                     raise ValidationError(
-                        f"{what} decodes to more than {limit} bytes ([images] max_size); "
-                        "refused"
+                        f"{what} decodes to more than {limit} bytes ([images] max_size); refused"
                     )
                 queue.append((pool.submit(self.collector.analyze, block), block))
                 if len(queue) > AHEAD:

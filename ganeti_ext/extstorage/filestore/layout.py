@@ -216,9 +216,9 @@ def mount_of(path: str, mounts: list[Mount]) -> Mount | None:
     best: Mount | None = None
     for mount in mounts:
         point = mount.mount_point.rstrip("/") or "/"
-        if path == point or path.startswith(point.rstrip("/") + "/") or point == "/":
-            if best is None or len(point) >= len(best.mount_point.rstrip("/") or "/"):
-                best = mount
+        inside = path == point or path.startswith(point.rstrip("/") + "/") or point == "/"
+        if inside and (best is None or len(point) >= len(best.mount_point.rstrip("/") or "/")):
+            best = mount
     return best
 
 

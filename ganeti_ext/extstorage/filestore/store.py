@@ -153,9 +153,7 @@ class FileStore:
             staged.mkdir()
             data = staged / DATA_FILE
             if spec.origin is not None:
-                clone_whole(
-                    self.origin_data(spec.origin), data, spec.size, f"volume {spec.name}"
-                )
+                clone_whole(self.origin_data(spec.origin), data, spec.size, f"volume {spec.name}")
             else:
                 _create_sparse(data, spec.size, f"volume {spec.name}")
             volume = Volume(
@@ -222,7 +220,9 @@ class FileStore:
             )
             maps.write(staged / MAP_FILE, frozen)
             self._commit_dir(staged, self.layout.origin_dir(snapshot))
-        log.info("snapshot %s of volume %s taken; hashing its blocks in the background", snapshot, volume)
+        log.info(
+            "snapshot %s of volume %s taken; hashing its blocks in the background", snapshot, volume
+        )
         if self.spawn is not None:
             try:
                 self.spawn(digest_command(snapshot))
@@ -320,7 +320,15 @@ class FileStore:
 
 def digest_command(snapshot: str) -> list[str]:
     """The command that digests a snapshot in the background: this interpreter, this package."""
-    return [sys.executable, "-m", "ganeti_ext.extstorage.admin", "snapshot", "digest", "--quiet", snapshot]
+    return [
+        sys.executable,
+        "-m",
+        "ganeti_ext.extstorage.admin",
+        "snapshot",
+        "digest",
+        "--quiet",
+        snapshot,
+    ]
 
 
 def _names(directory: Path) -> list[str]:

@@ -99,7 +99,7 @@ def _open_url(url: str, timeout: float) -> Source:
         token = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}".encode()
         request.add_header("Authorization", "Basic " + base64.b64encode(token).decode())
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - http(s) only
+        response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as err:
         raise ValidationError(f"{shown}: HTTP {err.code} {err.reason}") from None
     except urllib.error.URLError as err:

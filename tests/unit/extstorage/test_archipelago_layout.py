@@ -48,7 +48,7 @@ def test_format_file_round_trip_and_checks(tmp_path):
 
 
 def test_a_missing_store_and_an_uninitialized_one_are_told_apart(tmp_path):
-    with pytest.raises(ValidationError, match="does not exist .is the shared storage mounted"):
+    with pytest.raises(ValidationError, match=r"does not exist .is the shared storage mounted"):
         layout.read_format(layout.Layout(tmp_path / "nowhere"))
     with pytest.raises(ValidationError, match="archipelago store init"):
         layout.read_format(layout.Layout(tmp_path))

@@ -29,7 +29,9 @@ VOL = "3f1c2b7e-9d4a-4b8e-a1f0-6c2d9e8b7a51.ext.disk0"
 class MemoryBackend:
     def __init__(self) -> None:
         self.volumes: dict[str, Volume] = {}
-        self.origins: dict[str, Origin] = {"debian-12": Origin("debian-12", "image", 700 * MIB, True)}
+        self.origins: dict[str, Origin] = {
+            "debian-12": Origin("debian-12", "image", 700 * MIB, True)
+        }
         self.attached: set[str] = set()
         self.calls: list[str] = []
 
@@ -47,7 +49,9 @@ class MemoryBackend:
 
     def create(self, spec: VolumeSpec):
         self.calls.append(f"create {spec.name}")
-        self.volumes[spec.name] = Volume(spec.name, spec.size, spec.origin, spec.uuid, spec.cname, None)
+        self.volumes[spec.name] = Volume(
+            spec.name, spec.size, spec.origin, spec.uuid, spec.cname, None
+        )
 
     def remove(self, name):
         self.calls.append(f"remove {name}")
@@ -150,7 +154,7 @@ def test_a_name_taken_by_an_image_cannot_become_a_volume(backend):
 
 @pytest.mark.parametrize("name", ["../x", "a/b", "x\n", ".."])
 def test_hostile_volume_names_never_reach_the_backend(backend, name):
-    with pytest.raises(EnvError, match="^VOL_NAME"):
+    with pytest.raises(EnvError, match=r"^VOL_NAME"):
         verb(backend, "create", VOL_NAME=name)
     assert backend.calls == []
 
