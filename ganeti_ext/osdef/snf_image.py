@@ -12,6 +12,7 @@ import logging
 
 from ganeti_ext.environ import osapi
 from ganeti_ext.errors import ValidationError
+from ganeti_ext.osdef import transfer
 from ganeti_ext.osdef.params import SnfImageParams, parse_params
 
 log = logging.getLogger(__name__)
@@ -65,8 +66,8 @@ def rename(request: osapi.RenameRequest) -> None:
 
 
 def import_disk(request: osapi.TransferRequest) -> None:
-    raise ValidationError("import is not supported by snf-image")
+    transfer.import_disk(request)
 
 
 def export_disk(request: osapi.TransferRequest) -> None:
-    raise ValidationError("export is not supported by snf-image")
+    transfer.export_disk(request)

@@ -18,6 +18,7 @@ def add_instance(
     hypervisor: str = "fake",
     template: str = "ext",
     disk_size: str = "64M",
+    origin: str | None = None,
     osparams: tuple[str, ...] = ("img_id=null",),
     node: str | None = None,
     check: bool = True,
@@ -28,7 +29,8 @@ def add_instance(
         # One -O: a repeated -O replaces the earlier ones. Commas in values are escaped.
         argv += ["-O", ",".join(param.replace(",", "\\,") for param in osparams)]
     if template == "ext":
-        argv += ["--disk", f"0:size={disk_size},provider=archipelago"]
+        origin_param = f",origin={origin}" if origin else ""
+        argv += ["--disk", f"0:size={disk_size},provider=archipelago{origin_param}"]
     elif template != "diskless":
         argv += ["--disk", f"0:size={disk_size}"]
     argv += [
@@ -54,12 +56,20 @@ def disk_uuids(lab, name: str) -> list[str]:
 
 
 def volume_of(disk_uuid: str) -> tuple[Path, dict]:
-    """The archipelago volume file and metadata of a Ganeti disk."""
-    for meta_file in (STORE / "meta").glob("*.json"):
-        meta = json.loads(meta_file.read_text())
-        if meta.get("uuid") == disk_uuid:
-            return STORE / "volumes" / meta["name"], meta
+    """The archipelago volume's data file and record of a Ganeti disk."""
+    for record_file in (STORE / "volumes").glob("*/volume.json"):
+        record = json.loads(record_file.read_text())
+        if record.get("uuid") == disk_uuid:
+            return record_file.parent / "data", record
     raise AssertionError(f"no archipelago volume for disk {disk_uuid}")
+
+
+def archipelago(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """The installed `archipelago` command on the host (the store is shared by the nodes)."""
+    proc = subprocess.run(["archipelago", *args], capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"archipelago {' '.join(args)}: {proc.stderr}")
+    return proc
 
 
 def loops_of(path: Path) -> list[str]:

@@ -1,5 +1,6 @@
 """The snf-image OS scripts: null images succeed, everything else fails clearly."""
 
+import io
 import logging
 import os
 import subprocess
@@ -8,8 +9,9 @@ import sys
 import pytest
 from unit_helpers import REPO, env_fixture
 
+from ganeti_ext.environ import osapi
 from ganeti_ext.errors import EnvError, ValidationError
-from ganeti_ext.osdef import cli
+from ganeti_ext.osdef import cli, transfer
 
 OS_DIR = REPO / "os-definitions" / "snf-image"
 
@@ -57,13 +59,30 @@ def test_verify_checks_parameters():
         cli.execute("verify", env_fixture("os-verify"), ["disks"])
 
 
-def test_rename_succeeds_and_import_export_are_refused():
-    cli.execute("rename", env_fixture("os-rename"))
-    with pytest.raises(ValidationError, match=r"export is not supported"):
-        cli.execute("export", env_fixture("os-export"))
-    env = env_fixture("os-export") | {"IMPORT_INDEX": "0", "IMPORT_DISK_PATH": "/dev/loop3"}
-    with pytest.raises(ValidationError, match=r"import is not supported"):
-        cli.execute("import", env)
+def test_export_then_import_round_trips_a_disk_sparse(tmp_path):
+    source, target = tmp_path / "source.img", tmp_path / "target.img"
+    data = os.urandom(100_000) + bytes(3 << 20) + b"end"
+    source.write_bytes(data)
+    target.write_bytes(b"\xff" * len(data))  # old bytes: zeros must overwrite them
+    export = env_fixture("os-export") | {
+        "EXPORT_DISK_PATH": str(source),
+        "DISK_0_PATH": str(source),
+    }
+    stream = io.BytesIO()
+    transfer.export_disk(osapi.parse_export(export), stream)
+    assert stream.getvalue() == data
+    imported = env_fixture("os-export") | {
+        "IMPORT_INDEX": "0",
+        "IMPORT_DISK_PATH": str(target),
+        "DISK_0_PATH": str(target),
+    }
+    stream.seek(0)
+    transfer.import_disk(osapi.parse_import(imported), stream)
+    assert target.read_bytes() == data
+    assert target.stat().st_blocks * 512 < 1 << 20  # the zeros are holes
+    stream = io.BytesIO(data + b"x")
+    with pytest.raises(ValidationError, match=r"more than the disk's \d+ bytes"):
+        transfer.import_disk(osapi.parse_import(imported), stream)
 
 
 def test_bad_environment_names_the_variable():

@@ -1,0 +1,88 @@
+"""Writing a stream onto an instance's disk, sparse: zero runs are never written as data.
+
+A run of zeros becomes BLKZEROOUT on a block device (a loop device over a thin file
+punches a hole) or a punched hole in a regular file, so a 20 GiB disk holding 1 GiB of
+data costs 1 GiB of writes and 1 GiB of space. Whatever the disk held before reads as
+the stream's bytes afterwards, zeros included.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import fcntl
+import os
+import stat
+import struct
+
+from ganeti_ext.errors import ValidationError
+
+CHUNK = 64 * 1024
+_ZEROS = bytes(CHUNK)
+BLKZEROOUT = 0x127F  # _IO(0x12, 127), linux/fs.h: struct {u64 start, len}
+BLKGETSIZE64 = 0x80081272
+FALLOC_FL_KEEP_SIZE = 0x01
+FALLOC_FL_PUNCH_HOLE = 0x02
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc.fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+
+
+def device_size(fd: int) -> int:
+    """The size of a block device or regular file, in bytes."""
+    info = os.fstat(fd)
+    if stat.S_ISBLK(info.st_mode):
+        buffer = bytearray(8)
+        fcntl.ioctl(fd, BLKGETSIZE64, buffer)
+        return struct.unpack("=Q", buffer)[0]
+    return info.st_size
+
+
+class SparseWriter:
+    """Sequential writes from offset 0 onto an open disk, bounded by its size."""
+
+    def __init__(self, fd: int, what: str) -> None:
+        self.fd = fd
+        self.what = what
+        self.block_device = stat.S_ISBLK(os.fstat(fd).st_mode)
+        self.size = device_size(fd)
+        self.position = 0
+        self.zero_from: int | None = None
+        self.written = 0
+
+    def write(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        if self.position + len(view) > self.size:
+            raise ValidationError(
+                f"{self.what}: more than the disk's {self.size} bytes to write; the image "
+                "does not fit"
+            )
+        for start in range(0, len(view), CHUNK):
+            chunk = view[start : start + CHUNK]
+            if chunk == _ZEROS[: len(chunk)]:
+                if self.zero_from is None:
+                    self.zero_from = self.position
+            else:
+                self._flush_zeros()
+                done = 0
+                while done < len(chunk):
+                    done += os.pwrite(self.fd, chunk[done:], self.position + done)
+                self.written += len(chunk)
+            self.position += len(chunk)
+
+    def finish(self) -> None:
+        self._flush_zeros()
+        os.fsync(self.fd)
+
+    def _flush_zeros(self) -> None:
+        if self.zero_from is None:
+            return
+        start, length = self.zero_from, self.position - self.zero_from
+        self.zero_from = None
+        if self.block_device:
+            fcntl.ioctl(self.fd, BLKZEROOUT, struct.pack("=QQ", start, length))
+        elif (
+            _libc.fallocate(self.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, start, length) != 0
+        ):
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), self.what)
