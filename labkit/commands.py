@@ -257,7 +257,7 @@ def _demo_lease() -> str:
 def _demo_disk() -> str:
     from labkit.handle import Lab
 
-    command = "mount -o ro /dev/vda1 /mnt 2>/dev/null; cat /mnt/hello.txt"
+    command = "mkdir -p /mnt; mount -o ro /dev/vda1 /mnt 2>/dev/null; cat /mnt/hello.txt"
     out = Lab(nodes=1).wait_console(settings.DEMO_INSTANCE, command, "zero-copy clone", timeout=180)
     return next(line for line in out.splitlines() if "zero-copy clone" in line).strip()
 
