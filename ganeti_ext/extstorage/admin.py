@@ -262,9 +262,10 @@ class Admin:
             progress.done()
         blocks = sum(1 for block in found.blocks or () if block)
         verb = "imported" if new else "already imported"
+        checksum = found.source.get("sha256")
         print(
-            f"image {found.name} {verb}: {human(found.size)}, {blocks} data blocks, "
-            f"sha256 {found.source.get('sha256')}"
+            f"image {found.name} {verb}: {human(found.size)}, {blocks} data blocks"
+            + (f", source sha256 {checksum}" if checksum else "")
         )
 
     def image_list(self) -> None:

@@ -86,15 +86,12 @@ class ArchipelagoProvider:
         log.info("volume %s already exists as requested", name)
 
     def attach(self, name: str, request: VolumeRequest) -> str:
-        if request.access == "userspace":
-            raise ValidationError(
-                "EXTP_ACCESS=userspace: archipelago volumes are kernel block devices only "
-                "(use access=kernelspace)"
-            )
+        # The block device for OS scripts and kernelspace disks, then the URI qemu opens
+        # itself for disks with access=userspace (Ganeti reads it only for those).
         attachment = self.backend.attach(name)
         lines = [attachment.device or ""]
         if attachment.uri:
-            lines.append(attachment.uri)
+            lines.append(f"kvm:{attachment.uri}")
         return "\n".join(lines) + "\n"
 
     def detach(self, name: str, request: VolumeRequest) -> None:

@@ -217,8 +217,9 @@ def test_the_verbs_with_real_loop_devices(store, xfs_dir):
         return out
 
     run("create", VOL_SIZE="128", EXTP_ORIGIN="deb")
-    device = run("attach").strip()
-    assert run("attach").strip() == device  # idempotent
+    device, uri = run("attach").split()
+    assert run("attach").split() == [device, uri]  # idempotent
+    assert uri == f"kvm:{store.volume_data(name)}"
     with open(device, "rb") as disk:
         assert disk.read(64 * MIB) == (xfs_dir / "img.raw").read_bytes()
     run("grow", VOL_SIZE="128", VOL_NEW_SIZE="192")
@@ -226,7 +227,7 @@ def test_the_verbs_with_real_loop_devices(store, xfs_dir):
     assert int(size.stdout) == 192 * MIB
     run("snapshot", VOL_SNAPSHOT_NAME=f"{name}.snap")
     snap_device = verb_process(root, "attach", es_env("attach", VOL_NAME=f"{name}.snap"))
-    snap = snap_device.communicate(timeout=60)[0].strip()
+    snap = snap_device.communicate(timeout=60)[0].split()[0]
     ro = subprocess.run(["blockdev", "--getro", snap], capture_output=True, text=True)
     assert ro.stdout.strip() == "1"
     for verb in ("detach", "remove"):

@@ -58,20 +58,30 @@ class Ingest:
             while queue:
                 self._store_next(queue)
 
-    def from_file(self, path: Path, size: int, *, progress: Progress | None = None) -> None:
-        """Blocks from a (sparse) file in the store; new blocks share its extents."""
+    def from_file(
+        self, path: Path, size: int, *, clone: bool = True, progress: Progress | None = None
+    ) -> None:
+        """Blocks from a (sparse) file; holes are skipped unread.
+
+        With `clone` (the file is on the store's file system) new blocks share the
+        file's extents; otherwise they are written.
+        """
         self.size = size
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             with ThreadPoolExecutor(HASH_WORKERS) as pool:
-                queue: deque[tuple[int, int, Future[str | None] | None]] = deque()
+                queue: deque[tuple[int, int, Future[str | None] | None, bytes | None]] = deque()
                 for offset in range(0, size, self.block_size):
                     length = min(self.block_size, size - offset)
                     if _is_hole(fd, offset, length):
-                        queue.append((offset, length, None))
+                        queue.append((offset, length, None, None))
                     else:
                         data = os.pread(fd, length, offset)
-                        queue.append((offset, length, pool.submit(self.collector.analyze, data)))
+                        future = pool.submit(self.collector.analyze, data)
+                        queue.append((offset, length, future, None if clone else data))
+                        if len(queue) > AHEAD:
+                            self._clone_next(queue, fd)
+                        continue
                     if len(queue) > AHEAD:
                         self._clone_next(queue, fd)
                     if progress is not None:
@@ -114,10 +124,13 @@ class Ingest:
         self.blocks.append(digest)
 
     def _clone_next(self, queue: deque, fd: int) -> None:
-        offset, length, future = queue.popleft()
+        offset, length, future, data = queue.popleft()
         digest = None if future is None else future.result()
         if digest is not None:
-            self.collector.add_cloned(digest, fd, offset, length)
+            if data is None:
+                self.collector.add_cloned(digest, fd, offset, length)
+            else:
+                self.collector.store(digest, data)
         self.blocks.append(digest)
 
 

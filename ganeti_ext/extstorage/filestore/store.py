@@ -236,10 +236,11 @@ class FileStore:
         devices = self.loops.attached_to(path)
         if devices:
             log.info("%s already attached to %s", name, devices[0])
-            return Attachment(devices[0])
+            return Attachment(devices[0], uri=str(path))
         # Direct I/O: the guest has its own page cache; a second one in the host only
         # costs memory (measured: the same throughput as the file itself).
-        return Attachment(self.loops.attach(path, direct_io=True, read_only=read_only))
+        device = self.loops.attach(path, direct_io=True, read_only=read_only)
+        return Attachment(device, uri=str(path))
 
     def detach(self, name: str) -> None:
         assert self.loops is not None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,11 +81,12 @@ def import_image(
             source = open_source(request.source, timeout=request.timeout)
             try:
                 ingest = Ingest(store, op)
-                kind = _decode_into(ingest, source, request, progress, runner)
-                _drain(source)  # a checksum covers the whole source, trailing bytes included
+                kind, hashed = _decode_into(ingest, source, request, progress, runner)
+                if hashed:
+                    _drain(source)  # a checksum covers the whole source, trailing bytes too
             finally:
                 source.close()
-            got = source.sha256.hexdigest()
+            got = source.sha256.hexdigest() if hashed else None
             if wanted is not None and got != wanted:
                 raise ValidationError(
                     f"image {name}: SHA-256 of {source.description} is {got}, not {wanted}; "
@@ -94,7 +96,7 @@ def import_image(
                 "url" if "://" in source.description else "file": source.description,
                 "sha256": got,
                 "format": kind,
-                "bytes": source.position,
+                "bytes": source.size if source.size is not None else source.position,
             }
             if progress is not None:
                 progress("commit", ingest.size, ingest.size)
@@ -123,8 +125,13 @@ def _decode_into(
     request: ImportRequest,
     progress: ProgressFn | None,
     runner: Runner,
-) -> str:
-    """Feed the source's decoded bytes into `ingest`; returns the format it had."""
+) -> tuple[str, bool]:
+    """Feed the source's decoded bytes into `ingest`.
+
+    Returns the format it had, and whether every source byte went through the source's
+    hash (a local raw file is read block by block, holes skipped, unless a checksum is
+    to be verified).
+    """
     head = source.read(formats.SNIFF_BYTES)
     if not head:
         raise ValidationError(f"{source.description} is empty")
@@ -142,11 +149,23 @@ def _decode_into(
             return None
         return lambda done: progress(phase, source.position, source.size)
 
+    if inner == formats.RAW and compression is None and source.path and not request.sha256:
+        size = source.size or 0
+        if size > request.max_size:
+            raise ValidationError(f"{source.description}: {size} bytes exceeds [images] max_size")
+        same_fs = os.stat(source.path).st_dev == os.stat(ingest.op.path).st_dev
+        ingest.from_file(
+            source.path,
+            size,
+            clone=same_fs,
+            progress=None if progress is None else lambda d: progress("import", d, size),
+        )
+        return kind, False
     if inner == formats.RAW:
         ingest.from_chunks(
             chunks, limit=request.max_size, what=source.description, progress=report("import")
         )
-        return kind
+        return kind, True
     formats.parse_qcow2_header(inner_head, request.max_size)
     if compression is None and source.path is not None:
         qcow2_file = source.path
@@ -176,7 +195,7 @@ def _decode_into(
     ingest.from_file(
         raw, size, progress=None if progress is None else lambda d: progress("import", d, size)
     )
-    return kind
+    return kind, True
 
 
 def _peek(chunks: Iterator[bytes], count: int) -> tuple[bytes, Iterator[bytes]]:

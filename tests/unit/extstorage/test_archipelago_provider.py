@@ -65,7 +65,7 @@ class MemoryBackend:
 
     def attach(self, name):
         self.attached.add(name)
-        return Attachment("/dev/loop7")
+        return Attachment("/dev/loop7", uri="/store/volumes/v/data")
 
     def detach(self, name):
         self.attached.discard(name)
@@ -159,11 +159,10 @@ def test_hostile_volume_names_never_reach_the_backend(backend, name):
     assert backend.calls == []
 
 
-def test_attach_prints_the_device_and_refuses_userspace(backend):
+def test_attach_prints_the_device_then_the_uri_for_qemu(backend):
     verb(backend, "create")
-    assert verb(backend, "attach") == "/dev/loop7\n"
-    with pytest.raises(ValidationError, match="EXTP_ACCESS=userspace"):
-        verb(backend, "attach", EXTP_ACCESS="userspace")
+    assert verb(backend, "attach") == "/dev/loop7\nkvm:/store/volumes/v/data\n"
+    assert verb(backend, "attach", EXTP_ACCESS="userspace").endswith("kvm:/store/volumes/v/data\n")
 
 
 def test_remove_detaches_first_and_is_idempotent(backend):
