@@ -38,7 +38,7 @@ def digest_snapshot(store, name: str, *, progress: Progress | None = None) -> bo
     ):
         data = store.origin_data(name)
         identity = _identity(data)
-        with store.operation("digest") as op:
+        with store.operation("digest", f"snapshot {name}") as op:
             ingest = Ingest(store, op)
             ingest.from_file(data, frozen.size, progress=progress)
             staged, digested = ingest.stage("snapshot", name, frozen.source, frozen.created)

@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 Spawn = Callable[[Sequence[str]], None]
 
 
+class StoreFull(ValidationError):
+    """ENOSPC or EDQUOT in the middle of an operation (whose work was undone)."""
+
+
 class VolumeExists(ValidationError):
     """The name is taken (possibly by a concurrent create on another node)."""
 
@@ -103,10 +107,20 @@ class FileStore:
         )
 
     @contextmanager
-    def operation(self, kind: str) -> Iterator[work.Operation]:
-        work.reap(self.layout.tmp_dir)
-        with work.Operation(self.layout.tmp_dir, kind) as op:
-            yield op
+    def operation(self, kind: str, what: str | None = None) -> Iterator[work.Operation]:
+        """A work directory for one operation; a full file system is a clear error
+        naming `what` the operation was about."""
+        try:
+            work.reap(self.layout.tmp_dir)
+            with work.Operation(self.layout.tmp_dir, kind) as op:
+                yield op
+        except OSError as err:
+            if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StoreFull(
+                    f"{what or kind}: the store's file system is full ({err.strerror}); "
+                    "nothing was changed and the space it took is given back"
+                ) from None
+            raise
 
     # --- reading ------------------------------------------------------------------------
 
@@ -148,7 +162,7 @@ class FileStore:
     # --- volumes --------------------------------------------------------------------------
 
     def create(self, spec: VolumeSpec) -> None:
-        with self.operation("create") as op:
+        with self.operation("create", f"volume {spec.name}") as op:
             staged = op.path / "volume"
             staged.mkdir()
             data = staged / DATA_FILE
@@ -205,7 +219,7 @@ class FileStore:
                 self.loops.set_capacity(device)
 
     def snapshot(self, volume: str, snapshot: str) -> None:
-        with self.operation("snapshot") as op:
+        with self.operation("snapshot", f"snapshot {snapshot} of volume {volume}") as op:
             staged = op.path / "origin"
             staged.mkdir()
             clone_whole(self.volume_data(volume), staged / DATA_FILE)

@@ -10,7 +10,6 @@ map are durable; any failure (including a full file system) leaves nothing behin
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -30,7 +29,6 @@ from ganeti_ext.runner import DEFAULT_RUNNER, Runner
 log = logging.getLogger(__name__)
 
 QEMU_IMG_TIMEOUT = 6 * 3600.0
-_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 # (phase, bytes done, bytes in all or None): what a progress display is told.
 ProgressFn = Callable[[str, int, int | None], None]
@@ -76,39 +74,31 @@ def import_image(
         )
     if store.volume(name) is not None:
         raise ValidationError(f"image {name}: a volume has that name")
-    try:
-        with store.operation("import") as op:
-            source = open_source(request.source, timeout=request.timeout)
-            try:
-                ingest = Ingest(store, op)
-                kind, hashed = _decode_into(ingest, source, request, progress, runner)
-                if hashed:
-                    _drain(source)  # a checksum covers the whole source, trailing bytes too
-            finally:
-                source.close()
-            got = source.sha256.hexdigest() if hashed else None
-            if wanted is not None and got != wanted:
-                raise ValidationError(
-                    f"image {name}: SHA-256 of {source.description} is {got}, not {wanted}; "
-                    "nothing was imported"
-                )
-            record = {
-                "url" if "://" in source.description else "file": source.description,
-                "sha256": got,
-                "format": kind,
-                "bytes": source.size if source.size is not None else source.position,
-            }
-            if progress is not None:
-                progress("commit", ingest.size, ingest.size)
-            staged, store_map = ingest.stage("image", name, record)
-            store.publish(staged, name, ingest.collector)
-    except OSError as err:
-        if err.errno in _SPACE_ERRNOS:
+    with store.operation("import", f"image {name}") as op:
+        source = open_source(request.source, timeout=request.timeout)
+        try:
+            ingest = Ingest(store, op)
+            kind, hashed = _decode_into(ingest, source, request, progress, runner)
+            if hashed:
+                _drain(source)  # a checksum covers the whole source, trailing bytes too
+        finally:
+            source.close()
+        got = source.sha256.hexdigest() if hashed else None
+        if wanted is not None and got != wanted:
             raise ValidationError(
-                f"image {name}: the store's file system is full ({err.strerror}); nothing "
-                "was imported and the space is given back"
-            ) from None
-        raise
+                f"image {name}: SHA-256 of {source.description} is {got}, not {wanted}; "
+                "nothing was imported"
+            )
+        record = {
+            "url" if "://" in source.description else "file": source.description,
+            "sha256": got,
+            "format": kind,
+            "bytes": source.size if source.size is not None else source.position,
+        }
+        if progress is not None:
+            progress("commit", ingest.size, ingest.size)
+        staged, store_map = ingest.stage("image", name, record)
+        store.publish(staged, name, ingest.collector)
     log.info(
         "imported image %s from %s: %d bytes, %d new blocks",
         name,
