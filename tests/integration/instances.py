@@ -19,6 +19,7 @@ def add_instance(
     template: str = "ext",
     disk_size: str = "64M",
     origin: str | None = None,
+    disk_params: str = "",
     osparams: tuple[str, ...] = ("img_id=null",),
     node: str | None = None,
     check: bool = True,
@@ -29,8 +30,9 @@ def add_instance(
         # One -O: a repeated -O replaces the earlier ones. Commas in values are escaped.
         argv += ["-O", ",".join(param.replace(",", "\\,") for param in osparams)]
     if template == "ext":
-        origin_param = f",origin={origin}" if origin else ""
-        argv += ["--disk", f"0:size={disk_size},provider=archipelago{origin_param}"]
+        params = f",origin={origin}" if origin else ""
+        params += f",{disk_params}" if disk_params else ""
+        argv += ["--disk", f"0:size={disk_size},provider=archipelago{params}"]
     elif template != "diskless":
         argv += ["--disk", f"0:size={disk_size}"]
     argv += [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 
@@ -132,3 +133,19 @@ def test_backup_export_snapshots_and_import_restores(lab, instance_name, image):
     assert volume.read_bytes()[: len(data)] == data
     lab.gnt("gnt-backup", "remove", name, check=False)
     store_is_clean()
+
+
+def test_userspace_access_hands_qemu_the_file_itself(lab, instance_name, image):
+    origin, data = image
+    name = instance_name()
+    add_instance(lab, name, hypervisor="kvm", origin=origin, disk_params="access=userspace")
+    volume, _ = volume_of(disk_uuids(lab, name)[0])
+    cmdline = lab.run(["cat", f"/proc/{qemu_pid(lab, name)}/cmdline"]).stdout.replace("\0", " ")
+    assert f"file={volume}," in cmdline, "qemu opens the data file, not the loop device"
+    expected = hashlib.md5(data[: 4 * MIB]).hexdigest()
+    lab.wait_console(name, "head -c 4194304 /dev/vda | md5sum", expected)
+
+
+def qemu_pid(lab, name: str) -> int:
+    pidfile = f"/run/ganeti/kvm-hypervisor/pid/{name}"
+    return int(lab.run(["cat", pidfile]).stdout.strip())
