@@ -100,13 +100,20 @@ def lab_loop_devices() -> list[tuple[str, str]]:
     return found
 
 
-def detach_loops() -> None:
-    for device, backing in lab_loop_devices():
-        log(f"detaching {device} ({backing})")
-        run(["losetup", "-d", device], check=False)
-    left = lab_loop_devices()
-    if left:
-        raise LabError(f"loop devices still attached: {left}")
+def detach_loops(patience: float = 15.0) -> None:
+    """Detach the lab's loop devices; the kernel clears a device after its last close
+    (an unmounted file system's loop, say) in the background, so wait for it."""
+    deadline = time.monotonic() + patience
+    while True:
+        left = lab_loop_devices()
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            raise LabError(f"loop devices still attached: {left}")
+        for device, backing in left:
+            log(f"detaching {device} ({backing})")
+            run(["losetup", "-d", device], check=False)
+        time.sleep(0.2)
 
 
 def teardown() -> None:
@@ -122,7 +129,7 @@ def teardown() -> None:
             log(f"rabbitmqctl stop failed, ending processes instead: {exc}")
     end_lab_processes()
     # The store's own loop device goes with its mount; volumes' loops must go first.
-    xfs.detach_loops_under(Path(settings.ARCHIPELAGO_STORE))
+    xfs.detach_loops_on(settings.ARCHIPELAGO_XFS_IMAGE)
     xfs.unmount(Path(settings.ARCHIPELAGO_STORE))
     detach_loops()
     net.delete_namespaces()

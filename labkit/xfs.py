@@ -76,21 +76,42 @@ def scratch(name: str, size: str = "16G") -> Path:
     return base / "mnt"
 
 
-def detach_loops_under(directory: Path) -> None:
-    """Detach loop devices backed by files below `directory` (a failed test's leftovers)."""
-    listing = run(["losetup", "--list", "--json", "--output", "NAME,BACK-FILE"], check=False)
+def _loop_devices() -> list[dict[str, str]]:
+    listing = run(
+        ["losetup", "--list", "--json", "--output", "NAME,BACK-FILE,MAJ:MIN,BACK-MAJ:MIN"],
+        check=False,
+    )
     try:
         devices = json.loads(listing.stdout or "{}").get("loopdevices", [])
     except ValueError:
-        return
+        return []
+    return [{key: str(value or "").strip() for key, value in d.items()} for d in devices]
+
+
+def detach_loops_under(directory: Path) -> None:
+    """Detach loop devices backed by files below `directory` (a failed test's leftovers)."""
     prefix = f"{os.path.realpath(directory)}/"
+    for device in _loop_devices():
+        if device["back-file"].startswith(prefix):
+            run(["losetup", "--detach", device["name"]], check=False)
+
+
+def detach_loops_on(image: Path) -> None:
+    """Detach every loop device whose backing file lives on the file system in `image`.
+
+    By device number, not by path: a volume attached from inside a lab namespace shows a
+    path relative to that namespace's mount once the namespace is gone.
+    """
+    wanted = os.path.realpath(image)
+    devices = _loop_devices()
+    file_systems = {d["maj:min"] for d in devices if d["back-file"] == wanted}
     for device in devices:
-        if (device.get("back-file") or "").startswith(prefix):
+        if device["back-maj:min"] in file_systems:
             run(["losetup", "--detach", device["name"]], check=False)
 
 
 def drop_scratch(mountpoint: Path) -> None:
-    detach_loops_under(mountpoint)
+    detach_loops_on(mountpoint.parent / "xfs.img")
     unmount(mountpoint)
     shutil.rmtree(mountpoint.parent, ignore_errors=True)
 
