@@ -33,6 +33,9 @@ NFDHCPD_CONF = "/etc/nfdhcpd/nfdhcpd.conf"
 SNF_NETWORK_DEFAULTS = "/etc/default/snf-network"
 
 # --- ganeti-ext state and logs ---
+SNF_IMAGE_DIR = "/var/lib/snf-image"  # local images; [images] dir in snf-image.conf
+SNF_IMAGE_SCRATCH_DIR = "/var/lib/snf-image/tmp"
+SNF_IMAGE_HELPER_DIR = "/var/lib/snf-image/helper"  # vmlinuz, initrd.img, manifest.json
 NFDHCPD_STATE_DIR = "/var/lib/nfdhcpd"
 NFDHCPD_LOG_DIR = "/var/log/nfdhcpd"
 NFDHCPD_RUN_DIR = "/run/nfdhcpd"

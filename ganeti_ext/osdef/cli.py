@@ -12,18 +12,21 @@ from typing import NoReturn
 from ganeti_ext import cli, logsetup
 from ganeti_ext.environ import osapi
 from ganeti_ext.osdef import snf_image
+from ganeti_ext.paths import DEFAULT, Paths
 
 SCRIPTS = ("create", "import", "export", "rename", "verify")
 
 
-def execute(script: str, env: Mapping[str, str], argv: Sequence[str] = ()) -> None:
+def execute(
+    script: str, env: Mapping[str, str], argv: Sequence[str] = (), *, paths: Paths = DEFAULT
+) -> None:
     """Run OS script `script` of snf-image for environment `env`."""
     if script == "verify":
-        snf_image.verify(osapi.parse_verify(env), list(argv))
+        snf_image.verify(osapi.parse_verify(env), list(argv), paths)
     elif script == "create":
-        snf_image.create(osapi.parse_create(env))
+        snf_image.create(osapi.parse_create(env), paths)
     elif script == "rename":
-        snf_image.rename(osapi.parse_rename(env))
+        snf_image.rename(osapi.parse_rename(env), paths)
     elif script == "import":
         snf_image.import_disk(osapi.parse_import(env))
     elif script == "export":
@@ -37,6 +40,7 @@ def main(
     argv: Sequence[str] | None = None,
     *,
     env: Mapping[str, str] | None = None,
+    paths: Paths = DEFAULT,
 ) -> NoReturn:
     """What each os-definitions/snf-image/<script> calls; exits with the result."""
     prog = f"snf-image-{script}"
@@ -45,7 +49,7 @@ def main(
     def run(args: list[str]) -> int:
         debug = environment.get("DEBUG_LEVEL", "0") not in ("", "0")
         logsetup.setup_logging(prog, "stderr", debug=debug)
-        execute(script, environment, args)
+        execute(script, environment, args, paths=paths)
         return 0
 
     cli.run_main(run, prog, argv)

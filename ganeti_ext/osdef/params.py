@@ -18,14 +18,17 @@ from urllib.parse import urlsplit
 from ganeti_ext.errors import ValidationError
 
 NULL_IMAGE = "null"  # img_id: the disk already holds the image (cloned by storage)
-IMAGE_FORMATS = ("diskdump", "extdump", "ntfsdump")
+IMAGE_FORMATS = ("diskdump", "extdump", "qcow2", "ntfsdump")
+UNSUPPORTED_FORMATS = ("ntfsdump",)  # Windows: not personalized yet
 MAX_USERDATA_BYTES = 64 * 1024  # what cloud-init data sources commonly accept
 
 # Name -> one-line description; parameters.list says the same (a unit test checks).
 PARAMETERS: Mapping[str, str] = {
     "img_id": "Image to deploy: an image store reference, or null when the disk already "
     "holds the image",
-    "img_format": "Image format: diskdump, extdump or ntfsdump",
+    "img_format": "Image format: diskdump, extdump or qcow2 (any of them xz, zstd or gzip "
+    "compressed)",
+    "img_checksum": "Expected SHA-256 of the image as fetched: sha256:<hex>",
     "img_passwd": "Password to set for the image's users (exclusive with img_passwd_hash)",
     "img_passwd_hash": "Password hash (crypt format) to set (exclusive with img_passwd)",
     "auth_keys": "SSH public keys to authorize for the image's users, one per line",
@@ -54,6 +57,7 @@ class SnfImageParams:
 
     img_id: str | None
     img_format: str | None
+    img_checksum: str | None
     img_passwd: str | None = field(repr=False)
     img_passwd_hash: str | None = field(repr=False)
     auth_keys: tuple[str, ...] = field(repr=False)
@@ -84,6 +88,19 @@ def parse_params(osparams: Mapping[str, str]) -> SnfImageParams:
             f"OS parameter img_format: must be one of {', '.join(IMAGE_FORMATS)}, "
             f"got {img_format!r}"
         )
+    if img_format in UNSUPPORTED_FORMATS:
+        raise ValidationError(
+            f"OS parameter img_format: {img_format} (Windows) images are not supported yet"
+        )
+    checksum = get("img_checksum")
+    if checksum is not None:
+        algorithm, _, digest = checksum.partition(":")
+        if (
+            algorithm != "sha256"
+            or len(digest) != 64
+            or not all(c in "0123456789abcdef" for c in digest.lower())
+        ):
+            raise ValidationError("OS parameter img_checksum: must be sha256:<64 hex digits>")
     passwd, passwd_hash = get("img_passwd"), get("img_passwd_hash")
     if passwd is not None and passwd_hash is not None:
         raise ValidationError(
@@ -106,6 +123,7 @@ def parse_params(osparams: Mapping[str, str]) -> SnfImageParams:
     return SnfImageParams(
         img_id=get("img_id"),
         img_format=img_format,
+        img_checksum=checksum.lower() if checksum else None,
         img_passwd=passwd,
         img_passwd_hash=passwd_hash,
         auth_keys=_auth_keys(get("auth_keys")),

@@ -70,6 +70,17 @@ class SparseWriter:
                 self.written += len(chunk)
             self.position += len(chunk)
 
+    def zero(self, length: int) -> None:
+        """The next `length` bytes are zeros (a hole of the source): nothing is read."""
+        if self.position + length > self.size:
+            raise ValidationError(
+                f"{self.what}: more than the disk's {self.size} bytes to write; the image "
+                "does not fit"
+            )
+        if self.zero_from is None:
+            self.zero_from = self.position
+        self.position += length
+
     def finish(self) -> None:
         self._flush_zeros()
         os.fsync(self.fd)

@@ -166,8 +166,12 @@ def _parser() -> argparse.ArgumentParser:
         description="Spool newline-delimited JSON progress events from stdin for AMQP.",
     )
     parser.add_argument(
-        "--instance", help="instance the events are about (default: $INSTANCE_NAME)"
+        "instance_arg",
+        nargs="?",
+        metavar="INSTANCE",
+        help="instance the events are about, as upstream snf-image passes it",
     )
+    parser.add_argument("--instance", help="the same, as an option (default: $INSTANCE_NAME)")
     parser.add_argument(
         "--spool",
         type=Path,
@@ -195,10 +199,12 @@ def execute(argv: Sequence[str], env: Mapping[str, str], stdin_fd: int = 0) -> i
         return EXIT_USAGE if exit_.code else 0
     if args.debug:
         logging.getLogger().setLevel(logging.DEBUG)
-    instance = args.instance or env.get("INSTANCE_NAME") or None
+    instance = args.instance_arg or args.instance or env.get("INSTANCE_NAME") or None
     problem = None
-    if instance is None:
-        problem = "no instance: give --instance or set INSTANCE_NAME"
+    if args.instance_arg and args.instance and args.instance_arg != args.instance:
+        problem = "the instance is given twice, differently (INSTANCE and --instance)"
+    elif instance is None:
+        problem = "no instance: give INSTANCE, --instance or set INSTANCE_NAME"
     else:
         try:
             routing.progress_routing_key(instance)

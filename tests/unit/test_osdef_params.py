@@ -55,7 +55,11 @@ def test_empty_values_count_as_unset():
     "osparams, message",
     [
         pytest.param({"img_colour": "x"}, "OS parameter img_colour: unknown", id="unknown"),
-        pytest.param({"img_format": "qcow2"}, "img_format: must be one of diskdump", id="format"),
+        pytest.param({"img_format": "vmdk"}, "img_format: must be one of diskdump", id="format"),
+        pytest.param(
+            {"img_format": "ntfsdump"}, "(Windows) images are not supported yet", id="ntfs"
+        ),
+        pytest.param({"img_checksum": "md5:abc"}, "img_checksum: must be sha256", id="checksum"),
         pytest.param(
             {"img_passwd": SECRET, "img_passwd_hash": "$6$a$b"},
             "img_passwd and img_passwd_hash",

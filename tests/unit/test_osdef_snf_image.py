@@ -1,4 +1,4 @@
-"""The snf-image OS scripts: null images succeed, everything else fails clearly."""
+"""The snf-image OS scripts up to the helper VM: parameters, refusals, export/import."""
 
 import io
 import logging
@@ -11,52 +11,87 @@ from unit_helpers import REPO, env_fixture
 
 from ganeti_ext.environ import osapi
 from ganeti_ext.errors import EnvError, ValidationError
-from ganeti_ext.osdef import cli, transfer
+from ganeti_ext.osdef import cli, config_url, settings, transfer
+from ganeti_ext.paths import DEFAULT
 
 OS_DIR = REPO / "os-definitions" / "snf-image"
 
 
-def test_create_with_null_image_succeeds_without_touching_the_disk(caplog):
+@pytest.fixture
+def root(tmp_path):
+    """A node root: snf-image.conf with an empty helper directory, a disk file."""
+    paths = DEFAULT.under(tmp_path)
+    paths.snf_image_conf.parent.mkdir(parents=True)
+    paths.snf_image_conf.write_text(
+        f"[helper]\ndir = {tmp_path}/helper\n[progress]\nmonitor =\n"
+        f"[images]\ndir = {tmp_path}/images\n"
+    )
+    (tmp_path / "images").mkdir()
+    (tmp_path / "disk.img").write_bytes(bytes(1 << 20))
+    return paths
+
+
+def create_env(root, **changes):
+    disk = str(root.snf_image_conf).split("/etc/")[0] + "/disk.img"
+    env = env_fixture("os-create-ext") | {"DISK_0_PATH": disk}
+    env.update(changes)
+    return env
+
+
+def test_create_without_a_built_helper_names_the_command(root):
+    with pytest.raises(ValidationError, match=r"run snf-image-update-helper"):
+        cli.execute("create", create_env(root), paths=root)
+
+
+def test_exclude_all_tasks_needs_no_helper(root, caplog):
+    env = create_env(root, OSP_IMG_PROPERTIES='{"EXCLUDE_ALL_TASKS": "yes"}')
     with caplog.at_level(logging.INFO):
-        cli.execute("create", env_fixture("os-create-ext"))
-    assert "already holds the image" in caplog.text
-    assert "s3cr3t" not in caplog.text
+        cli.execute("create", env, paths=root)
+    assert "not personalized" in caplog.text and "s3cr3t" not in caplog.text
 
 
-def test_reinstall_with_null_image_succeeds():
-    cli.execute("create", env_fixture("os-create-file"))
+def test_foreign_images_are_refused_before_anything_is_written(root):
+    env = create_env(root, OSP_IMG_PROPERTIES='{"OSFAMILY": "windows"}')
+    with pytest.raises(ValidationError, match=r"OSFAMILY windows is not supported yet"):
+        cli.execute("create", env, paths=root)
 
 
-def test_create_from_an_image_store_is_not_supported_yet():
-    env = env_fixture("os-create-ext") | {"OSP_IMG_ID": "debian-12"}
-    with pytest.raises(ValidationError, match=r"image stores are not supported yet"):
-        cli.execute("create", env)
-
-
-def test_create_needs_img_id_and_a_disk():
-    env = env_fixture("os-create-ext")
+def test_create_needs_img_id_format_and_a_disk(root):
+    env = create_env(root)
     del env["OSP_IMG_ID"]
     with pytest.raises(ValidationError, match=r"img_id: required"):
-        cli.execute("create", env)
-    env = env_fixture("os-create-ext") | {"DISK_COUNT": "0"}
+        cli.execute("create", env, paths=root)
+    with pytest.raises(ValidationError, match=r"img_format: required"):
+        cli.execute("create", create_env(root, OSP_IMG_ID="debian", OSP_IMG_FORMAT=""), paths=root)
     with pytest.raises(ValidationError, match=r"has no disks"):
-        cli.execute("create", env)
+        cli.execute("create", create_env(root, DISK_COUNT="0"), paths=root)
+    with pytest.raises(ValidationError, match=r"image debian: not found in "):
+        cli.execute("create", create_env(root, OSP_IMG_ID="debian"), paths=root)
 
 
-def test_create_with_config_url_is_not_supported_yet():
-    env = env_fixture("os-create-ext") | {"OSP_CONFIG_URL": "https://cloud.example/c"}
-    with pytest.raises(ValidationError, match=r"config_url: .*not supported yet"):
-        cli.execute("create", env)
+def test_config_url_answers_are_checked_and_merged():
+    fetched = config_url.parse(
+        b'{"img_passwd": "pw", "img_properties": {"OSFAMILY": "linux"}, "auth_keys": "k"}'
+    )
+    assert fetched["img_properties"] == '{"OSFAMILY": "linux"}'
+    merged = config_url.merged({"img_id": "x", "config_url": "https://c/1"}, fetched)
+    assert merged == {"img_id": "x", **fetched}
+    for body, message in ((b"[1]", "not a JSON object"), (b"{", "not JSON"),
+                          (b'{"config_url": "x"}', "names config_url again")):  # fmt: skip
+        with pytest.raises(ValidationError, match=message):
+            config_url.parse(body)
 
 
-def test_verify_checks_parameters():
-    cli.execute("verify", env_fixture("os-verify"), ["parameters"])
-    cli.execute("verify", env_fixture("os-verify"))
+def test_verify_checks_parameters(root):
+    cli.execute("verify", env_fixture("os-verify"), ["parameters"], paths=root)
+    cli.execute("verify", env_fixture("os-verify"), paths=root)
     bad = env_fixture("os-verify") | {"OSP_IMG_PASSWD": "x"}
     with pytest.raises(ValidationError, match=r"img_passwd and img_passwd_hash"):
-        cli.execute("verify", bad, ["parameters"])
+        cli.execute("verify", bad, ["parameters"], paths=root)
     with pytest.raises(ValidationError, match=r"unknown check 'disks'"):
-        cli.execute("verify", env_fixture("os-verify"), ["disks"])
+        cli.execute("verify", env_fixture("os-verify"), ["disks"], paths=root)
+    with pytest.raises(ValidationError, match=r"image ubuntu: not found"):
+        cli.execute("verify", env_fixture("os-verify") | {"OSP_IMG_ID": "ubuntu"}, paths=root)
 
 
 def test_export_then_import_round_trips_a_disk_sparse(tmp_path):
@@ -85,9 +120,9 @@ def test_export_then_import_round_trips_a_disk_sparse(tmp_path):
         transfer.import_disk(osapi.parse_import(imported), stream)
 
 
-def test_bad_environment_names_the_variable():
+def test_bad_environment_names_the_variable(root):
     with pytest.raises(EnvError, match=r"^NIC_0_MAC: "):
-        cli.execute("create", env_fixture("os-create-ext") | {"NIC_0_MAC": "x"})
+        cli.execute("create", env_fixture("os-create-ext") | {"NIC_0_MAC": "x"}, paths=root)
 
 
 def _run_shim(script, env, *args):
@@ -102,12 +137,12 @@ def _run_shim(script, env, *args):
 
 
 def test_shim_failure_is_one_clear_line_without_secrets():
-    env = env_fixture("os-create-ext") | {"OSP_IMG_ID": "debian-12"}
+    env = env_fixture("os-create-ext") | {"OSP_IMG_ID": "../../etc/shadow"}
     proc = _run_shim("create", env)
     assert proc.returncode == 1
     assert proc.stdout == ""
     last = proc.stderr.splitlines()[-1]
-    assert last.startswith("snf-image-create: error: OS parameter img_id: image stores")
+    assert last.startswith("snf-image-create: error: image name '../../etc/shadow'")
     assert "Traceback" not in proc.stderr and "s3cr3t" not in proc.stderr
 
 
@@ -130,3 +165,16 @@ def test_each_script_is_an_executable_shim(script):
 def test_definition_files():
     assert (OS_DIR / "ganeti_api_version").read_text() == "20\n"
     assert (OS_DIR / "variants.list").read_text() == "default\n"
+
+
+def test_documented_config_matches_the_schema(tmp_path):
+    # Uncomment every "#key = value" of the shipped file: all must load.
+    shipped = (REPO / "os-definitions" / "snf-image-config" / "snf-image.conf").read_text()
+    lines = [
+        line[1:] if line.startswith("#") and " = " in line and not line.startswith("# ") else line
+        for line in shipped.splitlines()
+    ]
+    conf = tmp_path / "snf-image.conf"
+    conf.write_text("\n".join(lines) + "\n")
+    loaded = settings.load(conf)
+    assert loaded == settings.SnfImageConfig()

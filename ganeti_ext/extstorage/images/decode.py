@@ -142,3 +142,22 @@ def _zstd(source: Readable, first: bytes) -> Iterator[bytes]:
         raise ValidationError(
             f"zstd data of {source.description} is truncated (ended at byte {source.position})"
         )
+
+
+def peek(chunks: Iterator[bytes], count: int) -> tuple[bytes, Iterator[bytes]]:
+    """The first `count` bytes of the stream, and the whole stream (those included)."""
+    held: list[bytes] = []
+    have = 0
+    for chunk in chunks:
+        held.append(chunk)
+        have += len(chunk)
+        if have >= count:
+            break
+    head = b"".join(held)
+
+    def again() -> Iterator[bytes]:
+        if head:
+            yield head
+        yield from chunks
+
+    return head[:count], again()

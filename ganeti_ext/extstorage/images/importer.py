@@ -22,7 +22,7 @@ from ganeti_ext.extstorage.filestore.ingest import Ingest
 from ganeti_ext.extstorage.filestore.layout import check_name
 from ganeti_ext.extstorage.filestore.store import FileStore
 from ganeti_ext.extstorage.images import formats, qemuimg
-from ganeti_ext.extstorage.images.decode import decoded
+from ganeti_ext.extstorage.images.decode import decoded, peek
 from ganeti_ext.extstorage.images.sources import Source, open_source
 from ganeti_ext.runner import DEFAULT_RUNNER, Runner
 
@@ -128,7 +128,7 @@ def _decode_into(
     outer = formats.detect(head)
     compression = outer if outer in formats.COMPRESSIONS else None
     chunks = decoded(source, compression, head)
-    inner_head, chunks = _peek(chunks, formats.SNIFF_BYTES)
+    inner_head, chunks = peek(chunks, formats.SNIFF_BYTES)
     inner = formats.detect(inner_head) if compression else outer
     if inner in formats.COMPRESSIONS:
         raise ValidationError(f"{source.description}: {inner} inside {outer} is not supported")
@@ -186,25 +186,6 @@ def _decode_into(
         raw, size, progress=None if progress is None else lambda d: progress("import", d, size)
     )
     return kind, True
-
-
-def _peek(chunks: Iterator[bytes], count: int) -> tuple[bytes, Iterator[bytes]]:
-    """The first `count` bytes of the stream, and the whole stream (those included)."""
-    held: list[bytes] = []
-    have = 0
-    for chunk in chunks:
-        held.append(chunk)
-        have += len(chunk)
-        if have >= count:
-            break
-    head = b"".join(held)
-
-    def again() -> Iterator[bytes]:
-        if head:
-            yield head
-        yield from chunks
-
-    return head[:count], again()
 
 
 def _write_all(path: Path, chunks: Iterator[bytes], progress: Callable[[int], None] | None) -> None:

@@ -29,6 +29,11 @@ def convert_argv(path: Path, target: Path) -> list[str]:
     return [QEMU_IMG, "convert", "-q", "-O", "raw", "-S", "64k", image_spec(path), str(target)]
 
 
+def write_argv(path: Path, disk: str) -> list[str]:
+    """Decode onto an existing disk (-n: do not create it); zero runs as write-zeroes."""
+    return [QEMU_IMG, "convert", "-q", "-n", "-O", "raw", "-S", "64k", image_spec(path), disk]
+
+
 def parse_info(text: str, description: str) -> int:
     """The virtual size from `qemu-img info --output=json`, after the safety checks."""
     try:
