@@ -7,6 +7,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from contextlib import contextmanager
 
 from labkit import (
@@ -25,7 +26,7 @@ from labkit import (
     suiteconf,
 )
 from labkit.progress import say, step
-from labkit.sh import LabError, in_node, on_master
+from labkit.sh import LabError, in_node, on_master, run
 from labkit.teardown import teardown
 
 
@@ -53,6 +54,16 @@ def build_and_install() -> bool:
         if not installed:
             say("    already installed: this build")
     return installed
+
+
+def ensure_helper(rebuild: bool) -> None:
+    """The helper VM carries the installed tasks' code: rebuild it with every new build."""
+    manifest = Path("/var/lib/snf-image/helper/manifest.json")
+    if rebuild or not manifest.exists():
+        suiteconf.configure()
+        run(["snf-image-update-helper"], timeout=900)
+    else:
+        say("    already built for this build")
 
 
 def ensure_services(restart: bool) -> None:
@@ -130,6 +141,8 @@ def _up(wanted_nodes: int | None) -> None:
     new_build = build_and_install()
     with step("guest kernel and initramfs"):
         guest.ensure_assets()
+    with step("snf-image helper VM (snf-image-update-helper)"):
+        ensure_helper(rebuild=new_build)
     state = health.assess()
     # A rebuilt lab keeps the size it had, unless asked otherwise.
     wanted = wanted_nodes or max(state.nodes, 1)

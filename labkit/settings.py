@@ -151,6 +151,8 @@ HOST_PACKAGES = (
     "iptables",  # nfdhcpd's queue rules
     "nftables",  # snf-network's filters
     "xfsprogs",
+    "btrfs-progs",
+    "openssh-client",
     "fdisk",  # sfdisk: partition tables of test and demo images
     "e2fsprogs",
     "zstd",

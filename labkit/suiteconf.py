@@ -13,6 +13,12 @@ DOMAIN = "lab.test"
 
 EVENTD_CONF = Path("/etc/ganeti-ext/eventd.conf")
 NFDHCPD_CONF = Path("/etc/nfdhcpd/nfdhcpd.conf")
+SNF_IMAGE_CONF = Path("/etc/snf-image/snf-image.conf")
+
+
+def snf_image_conf() -> str:
+    # /dev/kvm here is PVM, under which ordinary guest kernels hang: emulate (LAB.md).
+    return "# ganeti-ext lab: the helper VM under software emulation\n[helper]\naccel = tcg\n"
 
 
 def nfdhcpd_conf() -> str:
@@ -36,6 +42,7 @@ def configure() -> bool:
     for path, text, mode in (
         (EVENTD_CONF, eventd_conf(), 0o640),  # holds the broker password
         (NFDHCPD_CONF, nfdhcpd_conf(), 0o644),
+        (SNF_IMAGE_CONF, snf_image_conf(), 0o644),
     ):
         if path.exists() and path.read_text() == text:
             continue
