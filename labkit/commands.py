@@ -7,8 +7,8 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from contextlib import contextmanager
+from pathlib import Path
 
 from labkit import (
     cluster,
