@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import tempfile
 from pathlib import Path
 
@@ -11,6 +12,27 @@ from labkit.sh import run
 
 IMAGES_DIR = settings.CACHE_DIR / "images"
 DEMO_TEXT = "This disk is a zero-copy clone of image {image}, made by archipelago.\n"
+# A minimal Linux root: what snf-image's tasks edit (users, host name, network).
+MINIMAL_ROOT = {
+    "etc/os-release": 'ID=labdemo\nNAME="ganeti-ext lab demo"\n',
+    "etc/passwd": "root:x:0:0:root:/root:/bin/sh\n",
+    "etc/group": "root:x:0:\nshadow:x:42:\n",
+    "etc/shadow": "root:*:19000:0:99999:7:::\n",
+    "etc/hostname": "localhost\n",
+    "etc/hosts": "127.0.0.1\tlocalhost\n",
+    "etc/network/interfaces": "auto lo\niface lo inet loopback\n",
+    "etc/ssh/sshd_config": "PermitRootLogin prohibit-password\n",
+}
+
+
+def minimal_root(root: Path) -> None:
+    for relative, text in MINIMAL_ROOT.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text(text)
+    (root / "root").mkdir(mode=0o700, exist_ok=True)
+    (root / "etc/shadow").chmod(0o640)
+
+
 PARTITION_START = 1024 * 1024
 
 
@@ -32,12 +54,13 @@ def partitioned_ext4(path: Path, size_mib: int, root: Path, label: str = "dos") 
 
 def demo_image() -> tuple[Path, str]:
     """The demo's disk image (cached) and its SHA-256."""
-    path = IMAGES_DIR / f"{settings.DEMO_IMAGE}.raw"
+    path = IMAGES_DIR / f"{settings.DEMO_IMAGE}-{_root_digest()}.raw"
     if not path.exists():
         IMAGES_DIR.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=IMAGES_DIR) as tmp:
             root = Path(tmp)
             (root / "hello.txt").write_text(DEMO_TEXT.format(image=settings.DEMO_IMAGE))
+            minimal_root(root)
             partitioned_ext4(path, 32, root)
     return path, hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -45,8 +68,18 @@ def demo_image() -> tuple[Path, str]:
 def import_demo_image() -> str:
     """Import the demo image into the store (a no-op when it is there); returns its name."""
     path, digest = demo_image()
+    listed = run(["archipelago", "image", "list", "--json"], timeout=120).stdout
+    old = [i for i in json.loads(listed) if i["name"] == settings.DEMO_IMAGE]
+    if old and old[0]["source"].get("sha256") != digest:  # an earlier lab's demo image
+        run(["archipelago", "image", "remove", settings.DEMO_IMAGE], timeout=120)
     run(
         ["archipelago", "image", "import", path, "--name", settings.DEMO_IMAGE, "--sha256", digest],
         timeout=300,
     )
     return settings.DEMO_IMAGE
+
+
+def _root_digest() -> str:
+    """Changes whenever the demo image's content does (the cache file is named by it)."""
+    text = DEMO_TEXT + json.dumps(MINIMAL_ROOT, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

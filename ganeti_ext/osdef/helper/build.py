@@ -41,13 +41,10 @@ TOOLS = (
     "btrfs",
     "ssh-keygen",
 )
-KERNEL_MODULES = (
-    "virtio_pci",
-    "virtio_blk",
-    "qemu_fw_cfg",
-    "xfs",
-    "btrfs",
-)
+# Loaded at boot; the file system modules only when the root file system needs them
+# (insmod of xfs and btrfs takes over a second under emulation).
+KERNEL_MODULES = ("virtio_pci", "virtio_blk", "qemu_fw_cfg")
+FS_MODULES = ("xfs", "btrfs")
 # Not needed by the tasks and heavy to import or ship.
 STDLIB_EXCLUDES = (
     "tkinter", "unittest", "pydoc", "doctest", "email", "http", "xml", "test", "lib2to3",
@@ -68,7 +65,10 @@ for module in {modules}; do
 done
 config=/sys/firmware/qemu_fw_cfg/by_name/opt/snf-image/config/raw
 if [ -r "$config" ] && cp "$config" /tmp/config.json; then
-    python3 -S -E -B -m ganeti_ext.osdef.tasks /tmp/config.json /dev/vda /dev/ttyS1
+    # A fixed hash seed: Python otherwise waits for the kernel's entropy pool, which
+    # takes a second to fill in a VM without a hardware RNG.
+    env -i PATH="$PATH" PYTHONHASHSEED=0 \
+        python3 -S -B -m ganeti_ext.osdef.tasks /tmp/config.json /dev/vda /dev/ttyS1
 else
     echo "ERROR the helper found no configuration" > /dev/ttyS1
 fi
@@ -229,9 +229,11 @@ class Builder:
             )
             if p.is_dir()
         )
-        order = module_order((modules_dir / "modules.dep").read_text(), KERNEL_MODULES)
+        dep_text = (modules_dir / "modules.dep").read_text()
+        order = module_order(dep_text, KERNEL_MODULES)
+        fs_order = [m for m in module_order(dep_text, FS_MODULES) if m not in order]
         names = []
-        for relative in order:
+        for relative in order + fs_order:
             source = modules_dir / relative
             name = os.path.basename(relative).split(".ko")[0]
             target = root / "lib/modules" / f"{name}.ko"
@@ -241,7 +243,18 @@ class Builder:
                 tool = {".xz": ["xz", "-dc"], ".zst": ["zstd", "-dc"]}[Path(relative).suffix]
                 with open(target, "wb") as out:
                     self.run([*tool, str(source)], stdout=out, check=True)
-            names.append(name)
+            if relative in order:
+                names.append(name)
+        # For the tasks: what to load, in order, before mounting each file system.
+        load_order = {
+            fs: [
+                os.path.basename(m).split(".ko")[0]
+                for m in module_order(dep_text, (fs,))
+                if m not in order
+            ]
+            for fs in FS_MODULES
+        }
+        (root / "lib/modules/fs-modules.json").write_text(json.dumps(load_order))
         return names
 
     def _copy_binary(self, source: Path, root: Path, destination: str) -> None:

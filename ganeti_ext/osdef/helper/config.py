@@ -15,7 +15,7 @@ from typing import Any
 
 from ganeti_ext.environ.osapi import InstanceInfo, NicInfo
 from ganeti_ext.errors import ValidationError
-from ganeti_ext.osdef import tasks
+from ganeti_ext.osdef import hostkeys, tasks
 from ganeti_ext.osdef.params import SnfImageParams
 from ganeti_ext.osdef.passwd import hash_password
 from ganeti_ext.osdef.settings import NetworkSection
@@ -83,9 +83,10 @@ def helper_config(
     password_hash = params.img_passwd_hash
     if params.img_passwd is not None:
         password_hash = hash_password(params.img_passwd, props.get("PASSWD_HASHING_METHOD"))
+    chosen = selected_tasks(props) if only is None else only
     return {
         "version": CONFIG_VERSION,
-        "tasks": selected_tasks(props) if only is None else only,
+        "tasks": chosen,
         "hostname": hostname or instance.name,
         "instance_id": instance.uuid or instance.name,
         "machine_id": secrets.token_hex(16),
@@ -103,6 +104,9 @@ def helper_config(
             for entry in params.img_personality
         ],
         "cloud_userdata": params.cloud_userdata,
+        "ssh_host_keys": hostkeys.generate(f"root@{hostname or instance.name}")
+        if "DeleteSSHKeys" in chosen
+        else {},
         "network": {
             "nics": [nic_config(nic, network) for nic in instance.nics],
             "nameservers": list(network.nameservers),

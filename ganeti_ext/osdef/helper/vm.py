@@ -17,6 +17,7 @@ import pwd
 import selectors
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -47,6 +48,7 @@ class HelperSpec:
     # handed to the unprivileged qemu, which could not open it itself.
     disk_fds: tuple[int, ...] = (3, 4)
     cache: str = "none"  # writeback where the disk cannot do O_DIRECT (tmpfs)
+    block_device: bool = True  # a file template's disk is a regular file
 
 
 def qemu_argv(spec: HelperSpec) -> list[str]:
@@ -68,7 +70,9 @@ def qemu_argv(spec: HelperSpec) -> list[str]:
         "-initrd", str(spec.initrd),
         "-append", "console=ttyS0 quiet panic=-1 loglevel=3",
         *(arg for fd in spec.disk_fds for arg in ("-add-fd", f"fd={fd},set=1")),
-        "-drive", f"file=/dev/fdset/1,format=raw,if=virtio,cache={spec.cache},aio=threads",
+        "-drive",
+        f"file.driver={'host_device' if spec.block_device else 'file'},"
+        f"file.filename=/dev/fdset/1,format=raw,if=virtio,cache={spec.cache},aio=threads",
         "-fw_cfg", f"name=opt/snf-image/config,file={spec.config}",
         "-chardev", f"socket,id=console,path={spec.workdir}/console.sock,server=on,wait=on",
         "-serial", "chardev:console",
@@ -103,7 +107,8 @@ def run_helper(
     fds = _open_disk(spec.disk)
     try:
         cache = "none" if _direct(fds[0]) else "writeback"
-        spec = replace(spec, disk_fds=tuple(fds), cache=cache)
+        block = stat.S_ISBLK(os.fstat(fds[0]).st_mode)
+        spec = replace(spec, disk_fds=tuple(fds), cache=cache, block_device=block)
         argv = qemu_argv(spec)
         log.info("starting the helper: %s", " ".join(argv))
         process = subprocess.Popen(
@@ -235,7 +240,11 @@ def _kill(process: subprocess.Popen) -> None:
 def _last_words(console: bytearray) -> str:
     text = bytes(console).decode("ascii", "replace")
     lines = ["".join(c for c in line if c.isprintable()) for line in text.splitlines()]
-    lines = [line.strip()[:200] for line in lines if line.strip()]
+    lines = [
+        line.strip()[:200]
+        for line in lines
+        if line.strip() and "QEMU waiting for connection" not in line
+    ]
     return f"; its console ended with: {' | '.join(lines[-3:])}" if lines else ""
 
 

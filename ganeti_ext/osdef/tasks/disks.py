@@ -76,6 +76,23 @@ def fs_type(ctx, device: str) -> str | None:
     return parse_blkid(proc.stdout).get("TYPE")
 
 
+MODULES_FILE = "/lib/modules/fs-modules.json"  # written by the helper's builder
+
+
+def load_fs_module(ctx, fs: str) -> None:
+    """insmod what file system `fs` needs (xfs, btrfs), once; ext4 is built in."""
+    loaded = ctx.config.setdefault("_loaded_modules", [])
+    try:
+        with open(MODULES_FILE, encoding="utf-8") as stream:
+            needed = json.load(stream).get(fs, [])
+    except FileNotFoundError:
+        return  # not in a helper: the running kernel has what it has
+    for module in needed:
+        if module not in loaded:
+            ctx.system.run(["insmod", f"/lib/modules/{module}.ko"], ok=(0, 1))
+            loaded.append(module)
+
+
 def find_root(ctx) -> tuple[str, str]:
     """(partition device, file system type) of the image's root; cached in the context."""
     if ctx.root_partition:
@@ -102,6 +119,7 @@ def find_root(ctx) -> tuple[str, str]:
         raise TaskError(
             f"partition {number} holds {fs or 'no file system'}, not ext4, xfs or btrfs"
         )
+    load_fs_module(ctx, fs)
     ctx.root_partition, ctx.root_fs = partition_path(ctx.disk, number), fs
     return ctx.root_partition, fs
 
@@ -111,6 +129,7 @@ def probe_root(ctx, candidates: list, types: dict) -> int:
     probe = ctx.mountpoint + ".probe"
     ctx.system.run(["mkdir", "-p", probe])
     for number in candidates:
+        load_fs_module(ctx, types[number])
         device = partition_path(ctx.disk, number)
         options = "ro,nosuid,nodev,noexec" + (",norecovery" if types[number] == "xfs" else "")
         mounted = ctx.system.run(

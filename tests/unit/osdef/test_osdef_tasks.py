@@ -161,14 +161,22 @@ def test_machine_id_and_selinux(root):
 def test_new_ssh_host_keys_replace_the_images(root):
     (root / "etc/ssh/ssh_host_ed25519_key").write_text("image's key")
     (root / "etc/ssh/ssh_host_ed25519_key.pub").write_text("image's key")
-    run("DeleteSSHKeys", root)
+    keys = {
+        kind: {"private": f"PRIVATE {kind}\n", "public": f"{kind} key root@vm1\n"}
+        for kind in ("ecdsa", "ed25519", "rsa")
+    }
+    run("DeleteSSHKeys", root, ssh_host_keys=keys)
     assert sorted(os.listdir(root / "etc/ssh")) == [
         "ssh_host_ed25519_key",
         "ssh_host_ed25519_key.pub",
     ]
-    key = (root / "etc/ssh/ssh_host_ed25519_key").read_text()
-    assert "OPENSSH PRIVATE KEY" in key
+    assert (root / "etc/ssh/ssh_host_ed25519_key").read_text() == "PRIVATE ed25519\n"
+    assert (root / "etc/ssh/ssh_host_ed25519_key").stat().st_mode & 0o777 == 0o600
     assert (root / "etc/ssh/ssh_host_ed25519_key.pub").read_text().endswith("root@vm1\n")
+    (root / "etc/ssh/ssh_host_ed25519_key").unlink()
+    (root / "etc/ssh/ssh_host_ed25519_key.pub").unlink()
+    run("DeleteSSHKeys", root, ssh_host_keys=keys)
+    assert len(os.listdir(root / "etc/ssh")) == 6  # an image without keys gets all three
 
 
 @pytest.mark.parametrize(
