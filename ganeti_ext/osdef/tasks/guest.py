@@ -51,6 +51,9 @@ class Owner:
         return hash((self.uid, self.gid))
 
 
+ROOT = Owner(0, 0)
+
+
 class Guest:
     """The mounted image at `root` (a directory of the helper)."""
 
@@ -151,7 +154,7 @@ class Guest:
         data: bytes | str,
         *,
         mode: int = 0o644,
-        owner: Owner = Owner(0, 0),
+        owner: Owner = ROOT,
         make_parents: Owner | None = None,
         parent_mode: int = 0o755,
     ) -> None:
