@@ -46,20 +46,31 @@ class SparseWriter:
         self.what = what
         self.block_device = stat.S_ISBLK(os.fstat(fd).st_mode)
         self.size = device_size(fd)
-        self.position = 0
+        self.position = 0  # bytes handed to the disk (queued ones not included)
+        self.pending = bytearray()
         self.zero_from: int | None = None
         self.written = 0
 
     def write(self, data: bytes | memoryview) -> None:
-        view = memoryview(data)
-        if self.position + len(view) > self.size:
+        """Queue `data`; whole 64 KiB chunks (aligned on the disk) go out as they fill,
+        so zero runs always start and end on the disk's block boundaries."""
+        if self.position + len(self.pending) + len(data) > self.size:
             raise ValidationError(
                 f"{self.what}: more than the disk's {self.size} bytes to write; the image "
                 "does not fit"
             )
+        self.pending += data
+        usable = len(self.pending) - len(self.pending) % CHUNK
+        if self.position % CHUNK:  # after a partial chunk: realign first
+            usable = min(len(self.pending), CHUNK - self.position % CHUNK)
+        if usable:
+            self._emit(memoryview(self.pending)[:usable])
+            del self.pending[:usable]
+
+    def _emit(self, view: memoryview) -> None:
         for start in range(0, len(view), CHUNK):
             chunk = view[start : start + CHUNK]
-            if chunk == _ZEROS[: len(chunk)]:
+            if len(chunk) == CHUNK and self.position % CHUNK == 0 and chunk == _ZEROS:
                 if self.zero_from is None:
                     self.zero_from = self.position
             else:
@@ -71,7 +82,10 @@ class SparseWriter:
             self.position += len(chunk)
 
     def zero(self, length: int) -> None:
-        """The next `length` bytes are zeros (a hole of the source): nothing is read."""
+        """The next `length` bytes are zeros (a hole of the source): nothing is read.
+
+        Callers pass whole file-system blocks (holes of a file)."""
+        self._drain()
         if self.position + length > self.size:
             raise ValidationError(
                 f"{self.what}: more than the disk's {self.size} bytes to write; the image "
@@ -82,8 +96,14 @@ class SparseWriter:
         self.position += length
 
     def finish(self) -> None:
+        self._drain()
         self._flush_zeros()
         os.fsync(self.fd)
+
+    def _drain(self) -> None:
+        if self.pending:
+            self._emit(memoryview(bytes(self.pending)))
+            self.pending.clear()
 
     def _flush_zeros(self) -> None:
         if self.zero_from is None:
