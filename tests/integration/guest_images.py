@@ -59,10 +59,9 @@ def _proto(root: Path) -> str:
             info = entry.lstat()
             mode = f"{info.st_mode & 0o777:03o}"
             indent = " " * depth
+            owner = f"{info.st_uid} {info.st_gid}"
             if entry.is_symlink():
-                lines.append(
-                    f"{indent}{entry.name} l--{mode} {info.st_uid} {info.st_gid} {os.readlink(entry)}"
-                )
+                lines.append(f"{indent}{entry.name} l--{mode} {owner} {os.readlink(entry)}")
             elif entry.is_dir():
                 lines.append(f"{indent}{entry.name} d--{mode} {info.st_uid} {info.st_gid}")
                 walk(entry, depth + 1)

@@ -110,7 +110,7 @@ def assert_personalized(
     assert files["/root/.ssh/authorized_keys"][0].decode().strip() == KEY
     machine_id = files["/etc/machine-id"][0].decode().strip()
     assert len(machine_id) == 32 and machine_id != "0" * 32
-    key, uid, gid, mode = files["/etc/ssh/ssh_host_ed25519_key"]
+    key, _, _, mode = files["/etc/ssh/ssh_host_ed25519_key"]
     assert key.decode() != images.SSH_HOST_KEY and b"PRIVATE KEY" in key and mode == 0o600
     assert b"iface eth0 inet dhcp" in files["/etc/network/interfaces.d/50-snf-image"][0]
     if personality:
@@ -137,7 +137,7 @@ def assert_personalized(
         "btrfs-msdos-xz-file",
         "ext4-gpt-zstd-file",
         "ext4-msdos-qcow2xz-ext",
-    ],  # fmt: skip
+    ],
 )
 def test_deploy_and_personalize(lab, instance_name, workdir, fs, label, packing, template):
     raw = images.disk_image(workdir / f"{fs}-{label}.raw", fs=fs, label=label)
@@ -212,6 +212,19 @@ def test_secret_os_parameters_stay_out_of_job_files(lab, instance_name, debian_r
         assert found.stdout == b"", f"the password is in no file under {where}"
 
 
+def finished(seen: list[dict]) -> bool:
+    """The create job succeeded and the helper's last task ended (in any order)."""
+    created = any(
+        m.get("operation") == "OP_INSTANCE_CREATE" and m.get("status") == "success" for m in seen
+    )
+    unmounted = any(
+        m["type"] == "image-helper"
+        and (m.get("subtype"), m.get("task")) == ("task-end", "UmountImage")
+        for m in seen
+    )
+    return created and unmounted
+
+
 def test_progress_reaches_the_cloud_layer_and_no_secret_does(lab, instance_name, debian_raw):
     with lab.amqp_socket_factory():
         connection = kombu.Connection(lab.amqp_url)
@@ -232,9 +245,7 @@ def test_progress_reaches_the_cloud_layer_and_no_secret_does(lab, instance_name,
     while time.monotonic() < deadline:
         message = queue.get(no_ack=True)
         if message is None:
-            if any(m.get("operation") == "OP_INSTANCE_CREATE" and m.get("status") == "success"
-                   for m in seen) and any(m["type"] == "image-helper" and m.get("task") == "UmountImage"
-                                          and m.get("subtype") == "task-end" for m in seen):  # fmt: skip
+            if finished(seen):
                 break
             time.sleep(0.2)
             continue
