@@ -117,8 +117,9 @@ class Deployment:
             else:
                 needed = max(disklayout.required_size(head), known or 0)
             if needed > writer.size:
+                what = "its data" if needed == known else "its partition table"
                 raise ValidationError(
-                    f"it needs {needed} bytes, more than the disk's {writer.size}"
+                    f"{what} reaches byte {needed}, beyond the disk's {writer.size} bytes"
                 )
             total = (known or 0) + (needed - fs if self.img_format == "extdump" else 0)
             self.started_writing = True

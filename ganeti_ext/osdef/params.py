@@ -203,6 +203,8 @@ def _personality(value: str | None) -> tuple[PersonalityFile, ...]:
         path = entry.get("path")
         if not isinstance(path, str) or not path.startswith("/") or "\0" in path:
             raise ValidationError(f"{where}: path must be an absolute path")
+        if ".." in path.split("/") or not path.isprintable() or path.endswith("/"):
+            raise ValidationError(f"{where}: path must name a file, without '..'")
         contents = entry.get("contents")
         if not isinstance(contents, str):
             raise ValidationError(f"{where}: contents must be a base64 string")
