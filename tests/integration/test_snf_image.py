@@ -263,3 +263,43 @@ def test_progress_reaches_the_cloud_layer_and_no_secret_does(lab, instance_name,
     assert [t for s, t in tasks if s == "task-end"] == list(task_modules.ORDER)
     log = sorted(glob.glob(f"/var/log/ganeti/os/add-snf-image+default-{name}-*"))[-1]
     assert PASSWORD not in Path(log).read_text(), "no secret in the OS log"
+
+
+def test_rename_sets_the_new_hostname_inside_the_disk(lab, instance_name, debian_raw):
+    name, new = instance_name(), instance_name()
+    proc = deploy(lab, name, img_id=publish(debian_raw), img_format="diskdump")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    disk_uuid = disk_uuids(lab, name)[0]
+    lab.gnt("gnt-instance", "shutdown", "--timeout=0", name)
+    lab.gnt("gnt-instance", "rename", "--force", "--no-name-check", "--no-ip-check", name, new)
+    disk = str(volume_of(disk_uuid)[0])
+    files = images.read_files(disk, "ext4", ["/etc/hostname", "/etc/hosts"])
+    assert files["/etc/hostname"][0] == f"{new}\n".encode()
+    assert f"127.0.1.1\t{new}".encode() in files["/etc/hosts"][0]
+
+
+def test_image_properties_steer_the_tasks(lab, instance_name, workdir):
+    tree = images.linux_root(workdir / "props-root", cloud_init=True)
+    image = images.disk_image(workdir / "props.raw", root=tree)
+    name = instance_name()
+    properties = json.dumps(
+        {"SWAP": "2:64", "USERS": "root user", "EXCLUDE_TASK_DeleteSSHKeys": "yes"}
+    )
+    proc = deploy(lab, name, img_id=publish(image), img_format="diskdump",
+                  img_properties=properties, cloud_userdata="#cloud-config\nhostname: x\n")  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    disk = disk_path(lab, name, "ext")
+    files = images.read_files(disk, "ext4", [
+        "/etc/fstab", "/etc/ssh/ssh_host_ed25519_key", "/home/user/.ssh/authorized_keys",
+        "/var/lib/cloud/seed/nocloud/user-data", "/var/lib/cloud/seed/nocloud/network-config",
+    ])  # fmt: skip
+    assert b"\tnone\tswap\tsw\t0\t0" in files["/etc/fstab"][0]
+    table = json.loads(
+        subprocess.run(["sfdisk", "--json", disk], capture_output=True, text=True).stdout
+    )
+    swap = table["partitiontable"]["partitions"][1]
+    assert swap["type"] == "82" and swap["size"] * 512 >= 63 * images.MIB
+    assert files["/etc/ssh/ssh_host_ed25519_key"][0].decode() == images.SSH_HOST_KEY, "excluded"
+    assert files["/home/user/.ssh/authorized_keys"][0].decode().strip() == KEY
+    assert files["/var/lib/cloud/seed/nocloud/user-data"][0] == b"#cloud-config\nhostname: x\n"
+    assert b'"dhcp4": true' in files["/var/lib/cloud/seed/nocloud/network-config"][0]
