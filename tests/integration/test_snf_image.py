@@ -285,8 +285,11 @@ def test_image_properties_steer_the_tasks(lab, instance_name, workdir):
     properties = json.dumps(
         {"SWAP": "2:64", "USERS": "root user", "EXCLUDE_TASK_DeleteSSHKeys": "yes"}
     )
-    proc = deploy(lab, name, img_id=publish(image), img_format="diskdump",
-                  img_properties=properties, cloud_userdata="#cloud-config\nhostname: x\n")  # fmt: skip
+    userdata = "#cloud-config\nhostname: x\n"
+    proc = deploy(
+        lab, name, img_id=publish(image), img_format="diskdump",
+        img_properties=properties, cloud_userdata=userdata,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     disk = disk_path(lab, name, "ext")
     files = images.read_files(disk, "ext4", [
