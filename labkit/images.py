@@ -52,6 +52,22 @@ def partitioned_ext4(path: Path, size_mib: int, root: Path, label: str = "dos") 
     tmp.rename(path)
 
 
+def debian_like_root(root: Path) -> None:
+    """minimal_root plus what OS inspection tools look for (libguestfs, for bench/deploy)."""
+    minimal_root(root)
+    (root / "etc/os-release").write_text(
+        'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\n'
+        'VERSION_ID="12"\nID=debian\n'
+    )
+    (root / "etc/debian_version").write_text("12.8\n")
+    (root / "etc/fstab").write_text("LABEL=root / ext4 defaults 0 1\n")
+    (root / "etc/machine-id").write_text("0" * 32 + "\n")
+    (root / "etc/ssh/ssh_host_ed25519_key").write_text("the image's own host key\n")
+    for directory in ("bin", "sbin", "usr/bin", "usr/sbin", "var/lib/dpkg"):
+        (root / directory).mkdir(parents=True, exist_ok=True)
+    (root / "var/lib/dpkg/status").write_text("")
+
+
 def demo_image() -> tuple[Path, str]:
     """The demo's disk image (cached) and its SHA-256."""
     path = IMAGES_DIR / f"{settings.DEMO_IMAGE}-{_root_digest()}.raw"
