@@ -26,7 +26,7 @@ from labkit import (
     suiteconf,
 )
 from labkit.progress import say, step
-from labkit.sh import LabError, in_node, on_master, run
+from labkit.sh import LabError, in_node, on_master, run, stored_secret
 from labkit.teardown import teardown
 
 
@@ -239,7 +239,8 @@ def _ensure_demo_instance() -> str:
             cluster.gnt(
                 "gnt-instance", "add", "-t", "ext",
                 "--disk", f"0:size=64M,provider=archipelago,origin={settings.DEMO_IMAGE}",
-                "-o", "snf-image+default", "-O", "img_id=null",
+                "-o", "snf-image+default", "-O", f"img_id=null,auth_keys={demo_key()}",
+                "--os-parameters-secret", f"img_passwd={demo_password()}",
                 "-H", "kvm", "-B", f"memory={settings.GUEST_MEMORY_MB}",
                 "--net", f"0:network={settings.NETWORK.name},ip=pool",
                 "--tags", "synnefo:network:0:protected",
@@ -267,12 +268,37 @@ def _demo_lease() -> str:
     return f"eth0 has {address}, leased by nfdhcpd from the binding snf-network wrote"
 
 
-def _demo_disk() -> str:
+DEMO_KEY_FILE = settings.STATE_DIR / "demo-key"
+
+
+def demo_key() -> str:
+    """The public half of an ssh key the lab keeps for the demo VM's root."""
+    if not DEMO_KEY_FILE.exists():
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "lab-demo", "-f", DEMO_KEY_FILE])
+    return Path(f"{DEMO_KEY_FILE}.pub").read_text().strip()
+
+
+def demo_password() -> str:
+    return stored_secret(settings.STATE_DIR / "demo-password")
+
+
+def _demo_disk() -> list[str]:
+    """What the guest finds on its disk: the image's file and what snf-image wrote."""
     from labkit.handle import Lab
 
-    command = "mkdir -p /mnt; mount -o ro /dev/vda1 /mnt 2>/dev/null; cat /mnt/hello.txt"
-    out = Lab(nodes=1).wait_console(settings.DEMO_INSTANCE, command, "zero-copy clone", timeout=180)
-    return next(line for line in out.splitlines() if "zero-copy clone" in line).strip()
+    command = (
+        "mkdir -p /mnt; mount -o ro /dev/vda1 /mnt 2>/dev/null; cat /mnt/hello.txt; "
+        "echo hostname: $(cat /mnt/etc/hostname); "
+        "echo root: $(cut -d: -f1-2 /mnt/etc/shadow | cut -c1-16)...; "
+        "echo key: $(cut -c1-40 /mnt/root/.ssh/authorized_keys)..."
+    )
+    out = Lab(nodes=1).wait_console(settings.DEMO_INSTANCE, command, "key: ssh-", timeout=180)
+    wanted = ("zero-copy clone", "hostname:", "root:", "key:")
+    return [
+        line.strip()
+        for line in out.splitlines()
+        if line.strip().startswith(wanted) or "zero-copy" in line
+    ]
 
 
 def demo(wanted_nodes: int | None) -> None:
@@ -291,7 +317,9 @@ def demo(wanted_nodes: int | None) -> None:
         print("\nWhat the cloud layer received over AMQP meanwhile (snf-events tail):")
         print(stream, end="")
     print(f"\nInside the guest (serial console): {lease}")
-    print(f"  /dev/vda1 says: {disk}")
+    print("  its disk (/dev/vda1), personalized by snf-image in the helper VM:")
+    for line in disk:
+        print(f"    {line}")
     print(DEMO_SUMMARY.format(inst=settings.DEMO_INSTANCE), end="")
     print(
         on_master(
@@ -313,7 +341,9 @@ What was done:
   - an archipelago store on an XFS (reflink) file system at /srv/archipelago, shared by
     the nodes, and image lab-demo imported into it (`archipelago image list`);
   - instance {inst}: snf-image OS on an archipelago disk cloned from lab-demo (no data
-    copied: `archipelago df` shows what is shared); its NIC set up
+    copied: `archipelago df` shows what is shared), personalized in snf-image's helper
+    VM (host name, root password given as a secret OS parameter, the lab's demo ssh
+    key, fresh host keys, network); its NIC set up
     by snf-network (anti-spoofing, firewall profile `protected` from the instance tag
     synnefo:network:0:protected, a binding for nfdhcpd).
 
