@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 QEMU = "qemu-system-x86_64"
 CONSOLE_KEEP = 64 * 1024  # the console's last bytes, for an error report
 CONNECT_TIMEOUT = 30.0
+POWEROFF_GRACE = 10.0
 
 
 @dataclass(frozen=True)
@@ -207,6 +208,8 @@ def _pump(process, sockets, reader, console, deadline, on_event, timeout) -> Non
     while open_count:
         left = deadline - time.monotonic()
         if left <= 0:
+            if reader.outcome is not None:
+                break  # it reported, then did not power off: killed by the caller
             raise ProtocolError(f"no result within {timeout:.0f} s (the helper was killed)")
         for key, _ in selector.select(min(left, 1.0)):
             if key.data == "qemu":
@@ -223,8 +226,12 @@ def _pump(process, sockets, reader, console, deadline, on_event, timeout) -> Non
             else:
                 console += data
                 del console[:-CONSOLE_KEEP]
-        if process.poll() is not None and reader.outcome is not None:
-            break
+        if reader.outcome is not None:
+            if process.poll() is not None:
+                break
+            # Its work is done and on disk (UmountImage synced, cache=none): a helper
+            # slow to power off gets a short grace, then the kill.
+            deadline = min(deadline, time.monotonic() + POWEROFF_GRACE)
     for sock in sockets.values():
         sock.close()
 
