@@ -25,7 +25,7 @@ from ganeti_ext.extstorage.images.sources import Source, open_source
 from ganeti_ext.osdef import disklayout
 from ganeti_ext.osdef.progress import Progress
 from ganeti_ext.osdef.sources import ImageRef
-from ganeti_ext.osdef.writer import SparseWriter, device_size
+from ganeti_ext.osdef.writer import SparseWriter, device_size, open_disk
 from ganeti_ext.runner import DEFAULT_RUNNER, Runner
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class Deployment:
             disklayout.ext_size(head)
 
     def _stream(self, source: Source, compression, head: bytes, chunks: Iterator[bytes]) -> None:
-        fd = os.open(self.disk, os.O_WRONLY | os.O_CLOEXEC)
+        fd = open_disk(self.disk)
         try:
             writer = SparseWriter(fd, f"disk {self.disk}")
             known = source.size if compression is None else self.ref.size

@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 from ganeti_ext.environ import osapi
 from ganeti_ext.errors import ValidationError
-from ganeti_ext.osdef.writer import SparseWriter, device_size
+from ganeti_ext.osdef.writer import SparseWriter, device_size, open_disk
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def import_disk(request: osapi.TransferRequest, source: BinaryIO | None = None) 
     """Write standard input onto the disk, sparse; returns the bytes received."""
     source = source or sys.stdin.buffer
     path = _disk(request)
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    fd = open_disk(path)
     try:
         writer = SparseWriter(fd, f"instance {request.instance.name} disk {request.disk_index}")
         while data := source.read(READ_SIZE):
