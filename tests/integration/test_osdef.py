@@ -7,12 +7,22 @@ from pathlib import Path
 from instances import add_instance
 
 
-def test_create_with_img_id_null_leaves_the_cloned_disk_alone(lab, instance_name):
+def test_excluding_all_tasks_leaves_the_cloned_disk_alone(lab, instance_name):
     name = instance_name()
-    add_instance(lab, name, osparams=("img_id=null",))
+    add_instance(lab, name)
     logs = sorted(Path("/var/log/ganeti/os").glob(f"add-snf-image+default-{name}-*.log"))
     assert logs, "Ganeti ran the create script and kept its output"
-    assert "already holds the image" in logs[-1].read_text()
+    assert "EXCLUDE_ALL_TASKS, not personalized" in logs[-1].read_text()
+
+
+def test_a_blank_disk_is_no_image(lab, instance_name):
+    name = instance_name()
+    proc = add_instance(lab, name, osparams=("img_id=null",), check=False)
+    assert proc.returncode != 0
+    log = sorted(Path("/var/log/ganeti/os").glob(f"add-snf-image+default-{name}-*.log"))[-1]
+    last = log.read_text().strip().splitlines()[-1]
+    assert last.startswith("snf-image-create: error: the disk (img_id=null): personalization")
+    assert "no readable partition table" in last
 
 
 def test_bad_os_parameter_fails_the_add_naming_the_parameter(lab, instance_name):
