@@ -5,7 +5,6 @@ from __future__ import annotations
 import fcntl
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +16,6 @@ from labkit import (
     health,
     host,
     hostguard,
-    images,
     net,
     nodes,
     rabbit,
@@ -26,7 +24,7 @@ from labkit import (
     suiteconf,
 )
 from labkit.progress import say, step
-from labkit.sh import LabError, in_node, on_master, run, stored_secret
+from labkit.sh import LabError, in_node, on_master, run
 from labkit.teardown import teardown
 
 
@@ -218,148 +216,11 @@ def exec_on(node_index: int, argv: list[str]) -> None:
     os.execvp(wrapped[0], wrapped)
 
 
-def _ensure_demo_instance() -> str:
-    """Create (or start) the demo instance; returns the event stream its jobs produced."""
-    name = settings.DEMO_INSTANCE
-    existing = {row["name"]: row for row in cluster.instances()}
-    if name in existing and existing[name]["status"] == "running":
-        return ""
-    # Watch the stream the cloud layer would see while the instance is created.
-    tail = subprocess.Popen(
-        in_node(
-            settings.MASTER, ["snf-events", "tail", "--url", settings.AMQP_URL, "--idle-exit", "6"]
-        ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        time.sleep(1.0)  # its queue is bound before the first job starts
-        if name not in existing:
-            cluster.gnt(
-                "gnt-instance", "add", "-t", "ext",
-                "--disk", f"0:size=64M,provider=archipelago,origin={settings.DEMO_IMAGE}",
-                "-o", "snf-image+default", "-O", f"img_id=null,auth_keys={demo_key()}",
-                "--os-parameters-secret", f"img_passwd={demo_password()}",
-                "-H", "kvm", "-B", f"memory={settings.GUEST_MEMORY_MB}",
-                "--net", f"0:network={settings.NETWORK.name},ip=pool",
-                "--tags", "synnefo:network:0:protected",
-                "--no-name-check", "--no-ip-check", "-n", settings.MASTER.name,
-                name, timeout=600,
-            )  # fmt: skip
-        else:
-            cluster.gnt("gnt-instance", "startup", name, timeout=300)
-        out, _ = tail.communicate(timeout=60)
-    finally:
-        if tail.poll() is None:
-            tail.kill()
-            tail.wait()
-    return "".join(line for line in out.splitlines(keepends=True) if name in line)
-
-
-def _demo_lease() -> str:
-    from labkit.handle import Lab
-
-    name = settings.DEMO_INSTANCE
-    ip = cluster.gnt("gnt-instance", "list", "--no-headers", "-o", "nic.ip/0", name).stdout.strip()
-    out = Lab(nodes=1).wait_console(name, "ip -4 -o addr show dev eth0", f"inet {ip}/", timeout=180)
-    line = next(line for line in out.splitlines() if f"inet {ip}/" in line)
-    address = line.split("inet ", 1)[1].split()[0]
-    return f"eth0 has {address}, leased by nfdhcpd from the binding snf-network wrote"
-
-
-DEMO_KEY_FILE = settings.STATE_DIR / "demo-key"
-
-
-def demo_key() -> str:
-    """The public half of an ssh key the lab keeps for the demo VM's root."""
-    if not DEMO_KEY_FILE.exists():
-        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "lab-demo", "-f", DEMO_KEY_FILE])
-    return Path(f"{DEMO_KEY_FILE}.pub").read_text().strip()
-
-
-def demo_password() -> str:
-    return stored_secret(settings.STATE_DIR / "demo-password")
-
-
-def _demo_disk() -> list[str]:
-    """What the guest finds on its disk: the image's file and what snf-image wrote."""
-    from labkit.handle import Lab
-
-    command = (
-        "mkdir -p /mnt; mount -o ro /dev/vda1 /mnt 2>/dev/null; cat /mnt/hello.txt; "
-        "echo hostname: $(cat /mnt/etc/hostname); "
-        "echo root: $(cut -d: -f1-2 /mnt/etc/shadow | cut -c1-16)...; "
-        "echo key: $(cut -c1-40 /mnt/root/.ssh/authorized_keys)..."
-    )
-    out = Lab(nodes=1).wait_console(settings.DEMO_INSTANCE, command, "key: ssh-", timeout=180)
-    wanted = ("zero-copy clone", "hostname:", "root:", "key:")
-    return [
-        line.strip()
-        for line in out.splitlines()
-        if line.strip().startswith(wanted) or "zero-copy" in line
-    ]
-
-
 def demo(wanted_nodes: int | None) -> None:
     up(wanted_nodes)
-    with step(f"image {settings.DEMO_IMAGE} in the archipelago store"):
-        images.import_demo_image()
-    with step(
-        f"demo instance {settings.DEMO_INSTANCE} (KVM under TCG, disk cloned from the image)"
-    ):
-        stream = _ensure_demo_instance()
-    with step(f"{settings.DEMO_INSTANCE} gets its address from nfdhcpd (DHCP over NFQUEUE)"):
-        lease = _demo_lease()
-    with step(f"{settings.DEMO_INSTANCE} reads its disk"):
-        disk = _demo_disk()
-    if stream:
-        print("\nWhat the cloud layer received over AMQP meanwhile (snf-events tail):")
-        print(stream, end="")
-    print(f"\nInside the guest (serial console): {lease}")
-    print("  its disk (/dev/vda1), personalized by snf-image in the helper VM:")
-    for line in disk:
-        print(f"    {line}")
-    print(DEMO_SUMMARY.format(inst=settings.DEMO_INSTANCE), end="")
-    print(
-        on_master(
-            ["gnt-instance", "list", "-o", "name,os,pnode,status,disk_template,nic.ips"]
-        ).stdout,
-        end="",
-    )
+    from labkit.demo import run_demo
 
-
-DEMO_SUMMARY = """
-What was done:
-  - a Ganeti 3.0 cluster (cluster.ganeti.test) in network namespace `gnt`, hypervisors
-    fake and kvm (qemu under TCG), disk templates diskless, file, sharedfile, ext;
-  - network net1 (198.51.100.0/24, 2001:db8:100::/64, tag nfdhcpd) on bridge br0;
-  - RabbitMQ on the namespace's loopback; a RAPI user for tests;
-  - the suite's packages built from this tree and installed with apt;
-  - the suite's daemons started from their systemd units on every node
-    (snf-ganeti-eventd, nfdhcpd);
-  - an archipelago store on an XFS (reflink) file system at /srv/archipelago, shared by
-    the nodes, and image lab-demo imported into it (`archipelago image list`);
-  - instance {inst}: snf-image OS on an archipelago disk cloned from lab-demo (no data
-    copied: `archipelago df` shows what is shared), personalized in snf-image's helper
-    VM (host name, root password given as a secret OS parameter, the lab's demo ssh
-    key, fresh host keys, network); its NIC set up
-    by snf-network (anti-spoofing, firewall profile `protected` from the instance tag
-    synnefo:network:0:protected, a binding for nfdhcpd).
-
-Look around:
-  ./lab status
-  ./lab exec gnt-instance list
-  ./lab exec gnt-os diagnose
-  ./lab exec gnt-storage diagnose
-  archipelago image list; archipelago volume list; archipelago df
-  ./lab exec -- gnt-instance info {inst}
-  ./lab exec -- socat - UNIX-CONNECT:/run/ganeti/kvm-hypervisor/ctrl/{inst}.serial
-  ./lab exec -- snf-events tail --url amqp://guest:guest@127.0.0.1:5672//
-  ./lab exec -- iptables -S; ./lab exec -- nft list ruleset; ls /var/lib/nfdhcpd
-  ./lab down
-
-"""
+    run_demo()
 
 
 def test(pytest_args: list[str]) -> int:

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import tempfile
 from pathlib import Path
 
 from labkit import settings
 from labkit.sh import run
 
 IMAGES_DIR = settings.CACHE_DIR / "images"
-DEMO_TEXT = "This disk is a zero-copy clone of image {image}, made by archipelago.\n"
 # A minimal Linux root: what snf-image's tasks edit (users, host name, network).
 MINIMAL_ROOT = {
     "etc/os-release": 'ID=labdemo\nNAME="ganeti-ext lab demo"\n',
@@ -66,36 +62,3 @@ def debian_like_root(root: Path) -> None:
     for directory in ("bin", "sbin", "usr/bin", "usr/sbin", "var/lib/dpkg"):
         (root / directory).mkdir(parents=True, exist_ok=True)
     (root / "var/lib/dpkg/status").write_text("")
-
-
-def demo_image() -> tuple[Path, str]:
-    """The demo's disk image (cached) and its SHA-256."""
-    path = IMAGES_DIR / f"{settings.DEMO_IMAGE}-{_root_digest()}.raw"
-    if not path.exists():
-        IMAGES_DIR.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=IMAGES_DIR) as tmp:
-            root = Path(tmp)
-            (root / "hello.txt").write_text(DEMO_TEXT.format(image=settings.DEMO_IMAGE))
-            minimal_root(root)
-            partitioned_ext4(path, 32, root)
-    return path, hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def import_demo_image() -> str:
-    """Import the demo image into the store (a no-op when it is there); returns its name."""
-    path, digest = demo_image()
-    listed = run(["archipelago", "image", "list", "--json"], timeout=120).stdout
-    old = [i for i in json.loads(listed) if i["name"] == settings.DEMO_IMAGE]
-    if old and old[0]["source"].get("sha256") != digest:  # an earlier lab's demo image
-        run(["archipelago", "image", "remove", settings.DEMO_IMAGE], timeout=120)
-    run(
-        ["archipelago", "image", "import", path, "--name", settings.DEMO_IMAGE, "--sha256", digest],
-        timeout=300,
-    )
-    return settings.DEMO_IMAGE
-
-
-def _root_digest() -> str:
-    """Changes whenever the demo image's content does (the cache file is named by it)."""
-    text = DEMO_TEXT + json.dumps(MINIMAL_ROOT, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]

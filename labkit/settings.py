@@ -80,8 +80,7 @@ FILE_STORAGE_PATHS = Path("/etc/ganeti/file-storage-paths")
 ARCHIPELAGO_STORE = "/srv/archipelago"
 ARCHIPELAGO_XFS_IMAGE = STATE_DIR / "archipelago.xfs"
 ARCHIPELAGO_XFS_SIZE = "64G"  # sparse: takes only what is written
-# The demo's image: a small partitioned disk with an ext4 file system, built here.
-DEMO_IMAGE = "lab-demo"
+
 
 # Host directories the lab (or Ganeti and RabbitMQ on its behalf) writes into. `up`
 # records them as found; `down` puts them back, sparing files that dpkg owns.
@@ -125,7 +124,7 @@ AMQP_PASSWORD_FILE = STATE_DIR / "amqp-password"
 # The suite's daemons the lab runs on every node, from their systemd units.
 LAB_SERVICES = ("snf-ganeti-eventd", "nfdhcpd")
 
-DEMO_INSTANCE = "snf-demo1"
+DEMO_INSTANCE = "snf-debian1"
 GUEST_MEMORY_MB = 128
 
 # Debian packages: what Ganeti and the lab run on, what the .debs build with,

@@ -50,6 +50,8 @@ def run(ctx) -> None:
                 make_parents=ROOT,
             )
     else:
+        names = {f"eth{nic['index']}" for nic in nics}
+        _disable_other_stanzas(guest, names)
         guest.write_file(
             "/etc/network/interfaces.d/50-snf-image",
             netconf.ifupdown(nics, nameservers),
@@ -57,6 +59,18 @@ def run(ctx) -> None:
         )
         _source_interfaces_d(guest)
     ctx.report.info(f"network configured for {stack}")
+
+
+def _disable_other_stanzas(guest, names: set) -> None:
+    paths = ["/etc/network/interfaces"]
+    paths += [f"/etc/network/interfaces.d/{n}" for n in guest.listdir("/etc/network/interfaces.d")]
+    for path in paths:
+        if path.endswith("/50-snf-image") or guest.symlink_or_file(path) != "file":
+            continue
+        text = guest.read_text(path) or ""
+        changed = netconf.ifupdown_without(text, names)
+        if changed != text and changed.rstrip("\n") != text.rstrip("\n"):
+            guest.write_file(path, changed)
 
 
 def _source_interfaces_d(guest) -> None:

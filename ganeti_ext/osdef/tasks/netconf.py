@@ -60,6 +60,33 @@ def ifupdown(nics: list, nameservers: list) -> str:
     return "\n".join(lines) + "\n"
 
 
+def ifupdown_without(text: str, names: set) -> str:
+    """An ifupdown file with every stanza for `names` commented out, so ours alone
+    configures them (ifupdown refuses a second `iface eth0 inet` definition)."""
+    out = []
+    inside = False
+    for line in text.splitlines():
+        words = line.split()
+        if words and not line[:1].isspace():
+            inside = False
+            if words[0] == "iface" and len(words) > 1 and words[1] in names:
+                inside = True
+            elif words[0] in ("auto", "allow-hotplug", "allow-auto") or words[0].startswith(
+                "allow-"
+            ):
+                kept = [word for word in words[1:] if word not in names]
+                if len(kept) != len(words) - 1:
+                    out.append(f"# {line}  (snf-image: configured in 50-snf-image)")
+                    if kept:
+                        out.append(" ".join([words[0], *kept]))
+                    continue
+        if inside:
+            out.append(f"# {line}")
+        else:
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
 def networkd(nic: dict, nameservers: list) -> str:
     v4, v6 = nic["ipv4"], nic["ipv6"]
     dhcp = {("dhcp", "dhcpv6"): "yes", ("dhcp",): "ipv4", ("dhcpv6",): "ipv6"}

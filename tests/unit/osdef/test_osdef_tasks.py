@@ -250,3 +250,21 @@ def test_shadow_editing_refuses_corrupting_hashes():
 def test_ifupdown_rendering():
     text = netconf.ifupdown([{**NIC, "ipv4": {"method": "dhcp"}, "ipv6": {"method": "dhcpv6"}}], [])
     assert "iface eth0 inet dhcp" in text and "iface eth0 inet6 dhcp" in text
+
+
+def test_other_ifupdown_stanzas_for_our_nics_are_commented_out(root):
+    (root / "etc/network/interfaces.d").mkdir(parents=True)
+    (root / "etc/network/interfaces").write_text(
+        "source /etc/network/interfaces.d/*\nauto lo eth0\niface lo inet loopback\n"
+        "iface eth0 inet static\n    address 10.0.0.1/8\n"
+    )
+    (root / "etc/network/interfaces.d/eth0").write_text(
+        "allow-hotplug eth0\niface eth0 inet dhcp\n"
+    )
+    run("ConfigureNetwork", root, network={"nics": [NIC], "nameservers": []})
+    main = (root / "etc/network/interfaces").read_text()
+    assert "auto lo\n" in main and "# iface eth0 inet static" in main and "#     address" in main
+    assert "iface lo inet loopback" in main
+    other = (root / "etc/network/interfaces.d/eth0").read_text()
+    assert all(line.startswith("#") for line in other.splitlines())
+    assert "iface eth0 inet static" in (root / "etc/network/interfaces.d/50-snf-image").read_text()

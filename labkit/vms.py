@@ -1,0 +1,76 @@
+"""Real VMs in the lab: the Debian image in the store, an ssh key for its root, and
+reaching a VM from a node (ping, ssh) the way its owner would."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import time
+from pathlib import Path
+
+from labkit import debian_image, settings
+from labkit.settings import Node
+from labkit.sh import LabError, in_node, run
+
+KEY_FILE = settings.STATE_DIR / "vm-key"  # the lab's key for its VMs' root (ed25519)
+DEBIAN_MEMORY_MB = 512
+# Disk-booting VMs: no kernel of the lab's, GRUB on their own disk does it.
+OWN_KERNEL = "kvm:kernel_path=,initrd_path=,serial_console=true"
+SSH_OPTIONS = (
+    "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+    "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR",
+)  # fmt: skip
+
+
+def public_key() -> str:
+    if not KEY_FILE.exists():
+        KEY_FILE.parent.mkdir(parents=True, exist_ok=True)
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ganeti-ext-lab", "-f", KEY_FILE])
+    return Path(f"{KEY_FILE}.pub").read_text().strip()
+
+
+def debian_image_name() -> str:
+    """The Debian image in the archipelago store (built and imported when missing)."""
+    path = debian_image.ensure_image()
+    name = f"debian12-{debian_image.recipe_digest()}"
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    run(["archipelago", "image", "import", path, "--name", name, "--sha256", digest, "--quiet"],
+        timeout=600)  # fmt: skip
+    return name
+
+
+def ssh_argv(node: Node, ip: str, command: str) -> list[str]:
+    public_key()
+    return in_node(node, ["ssh", "-i", str(KEY_FILE), *SSH_OPTIONS, f"root@{ip}", command])
+
+
+def ssh(node: Node, ip: str, command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ssh_argv(node, ip, command), capture_output=True, text=True, timeout=timeout
+    )
+
+
+def pings(node: Node, ip: str) -> bool:
+    return run(in_node(node, ["ping", "-c", "1", "-W", "1", ip]), check=False).returncode == 0
+
+
+def wait_for(what: str, probe, timeout: float, every: float = 0.5):
+    """Call probe until it returns something true; LabError naming `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise LabError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(every)
+
+
+def wait_ssh(node: Node, ip: str, timeout: float = 180) -> str:
+    """The VM's `hostname` over ssh, once it answers."""
+
+    def probe() -> str | None:
+        proc = ssh(node, ip, "hostname", timeout=30)
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    return wait_for(f"ssh root@{ip}", probe, timeout)

@@ -1,0 +1,161 @@
+"""A VM's whole life on a real Debian 12 image, on the two-node lab, every step seen on AMQP.
+
+create (a clone of the image, personalized with a key) -> boot from its own disk -> DHCP
+lease from nfdhcpd -> ssh with the key, hostname = instance name -> firewall profiles hold
+across a tag change and a reboot -> a file written in the guest -> snapshot of the running
+disk -> a second VM from the snapshot has the file -> live migration to node 2 with an
+ssh session kept open -> reboot -> remove both -> gc gives their own blocks back.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+
+import kombu
+import pytest
+from instances import archipelago, disk_uuids, volume_of
+
+from labkit import settings, vms
+
+TAG = "synnefo:network:0:{}"
+
+
+class Capture:
+    """Every op and progress message about instances `snf-*` on the lab's broker."""
+
+    def __init__(self, lab) -> None:
+        with lab.amqp_socket_factory():
+            self.connection = kombu.Connection(lab.amqp_url)
+            self.connection.connect()
+        self.queue = kombu.Queue(
+            f"itest-life-{uuid.uuid4().hex[:8]}",
+            exchange=kombu.Exchange("ganeti", type="topic", durable=True),
+            routing_key="ganeti.snf.event.#",
+            exclusive=True,
+            auto_delete=True,
+        )(self.connection.channel())
+        self.queue.declare()
+        self.messages: list[dict] = []
+
+    def drain(self) -> list[dict]:
+        while (message := self.queue.get(no_ack=True)) is not None:
+            self.messages.append(json.loads(message.body))
+        return self.messages
+
+    def ops(self, instance: str, operation: str) -> list[str]:
+        return [
+            m["status"]
+            for m in self.drain()
+            if m["type"] == "ganeti-op-status" and m["instance"] == instance
+            and m["operation"] == operation
+        ]  # fmt: skip
+
+    def wait_op(self, instance: str, operation: str, timeout: float = 60) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            statuses = self.ops(instance, operation)
+            if statuses and statuses[-1] in ("success", "error"):
+                return statuses
+            time.sleep(0.2)
+        raise AssertionError(f"{operation} of {instance}: no final status on AMQP")
+
+    def close(self) -> None:
+        self.connection.release()
+
+
+def add(lab, name: str, origin: str, tag: str, node: int = 1) -> str:
+    lab.gnt(
+        "gnt-instance", "add", "-t", "ext",
+        "--disk", f"0:size=3G,provider=archipelago,origin={origin}",
+        "-o", "snf-image+default", "-O", f"img_id=null,auth_keys={vms.public_key()}",
+        "--os-parameters-secret", f"img_passwd={uuid.uuid4().hex}",
+        "-H", vms.OWN_KERNEL, "-B", f"memory={vms.DEBIAN_MEMORY_MB}",
+        "--net", f"0:network={settings.NETWORK.name},ip=pool", "--tags", TAG.format(tag),
+        "--no-name-check", "--no-ip-check", "-n", settings.NODES[node].name, name,
+        timeout=900,
+    )  # fmt: skip
+    return lab.gnt("gnt-instance", "list", "--no-headers", "-o", "nic.ip/0", name).stdout.strip()
+
+
+def set_profile(lab, name: str, old: str, new: str) -> None:
+    lab.gnt("gnt-instance", "remove-tags", name, TAG.format(old))
+    lab.gnt("gnt-instance", "add-tags", name, TAG.format(new))
+    lab.gnt("gnt-instance", "reboot", "--shutdown-timeout=60", name, timeout=600)
+
+
+def ssh_blocked(node, ip: str) -> bool:
+    return vms.ssh(node, ip, "true", timeout=30).returncode == 255
+
+
+@pytest.fixture
+def capture(lab2):
+    events = Capture(lab2)
+    yield events
+    events.close()
+
+
+def test_a_vms_whole_life(lab2, instance_name, capture):
+    node1, node2 = settings.NODES[1], settings.NODES[2]
+    image = vms.debian_image_name()
+    first = instance_name()
+
+    ip = add(lab2, first, image, "limited")
+    assert capture.wait_op(first, "OP_INSTANCE_CREATE")[-1] == "success"
+    vms.wait_for("a DHCP lease (the VM answers ping)", lambda: vms.pings(node1, ip), 180)
+    assert vms.wait_ssh(node1, ip) == first, "the key works and the hostname is the instance's"
+    progress = [
+        m for m in capture.drain() if m["instance"] == first and m["type"] == "image-helper"
+    ]
+    assert {("task-end", "ChangePassword"), ("task-end", "AssignHostname")} <= {
+        (m.get("subtype"), m.get("task")) for m in progress
+    }
+
+    set_profile(lab2, first, "limited", "protected")
+    vms.wait_for("ping after the reboot (protected admits ICMP)", lambda: vms.pings(node1, ip), 240)
+    assert ssh_blocked(node1, ip), "protected drops new TCP 22"
+    set_profile(lab2, first, "protected", "limited")
+    assert vms.wait_ssh(node1, ip, 240) == first, "limited admits TCP 22 again"
+    assert capture.wait_op(first, "OP_INSTANCE_REBOOT")[-1] == "success"
+
+    proof = uuid.uuid4().hex
+    assert vms.ssh(node1, ip, f"echo {proof} > /root/proof && sync").returncode == 0
+    volume = volume_of(disk_uuids(lab2, first)[0])[0].parent.name
+    snapshot = f"life-{proof[:8]}"
+    archipelago("snapshot", "create", volume, snapshot, "--wait")
+
+    second = instance_name()
+    ip2 = add(lab2, second, snapshot, "limited", node=2)
+    assert vms.wait_ssh(node2, ip2) == second
+    assert vms.ssh(node2, ip2, "cat /root/proof").stdout.strip() == proof
+
+    session = subprocess.Popen(
+        vms.ssh_argv(node1, ip, "while sleep 0.5; do echo tick; done"),
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert session.stdout.readline().strip() == "tick"
+        lab2.gnt("gnt-instance", "migrate", "-f", first, timeout=900)
+        pnode = lab2.gnt("gnt-instance", "list", "--no-headers", "-o", "pnode", first).stdout
+        assert pnode.strip() == node2.name
+        for _ in range(4):  # the session outlived the move: ticks keep coming
+            assert session.stdout.readline().strip() == "tick"
+        assert session.poll() is None
+    finally:
+        session.kill()
+        session.wait()
+    assert capture.wait_op(first, "OP_INSTANCE_MIGRATE")[-1] == "success"
+
+    lab2.gnt("gnt-instance", "reboot", "--shutdown-timeout=60", first, timeout=600)
+    assert vms.wait_ssh(node2, ip, 240) == first
+
+    for name in (first, second):
+        lab2.gnt("gnt-instance", "remove", "-f", "--shutdown-timeout=60", name, timeout=600)
+        assert capture.wait_op(name, "OP_INSTANCE_REMOVE")[-1] == "success"
+    archipelago("snapshot", "remove", snapshot)
+    collected = json.loads(archipelago("gc", "--json").stdout)
+    assert collected["blocks_removed"] > 0, "the VMs' own blocks were given back"
+    statuses = capture.ops(first, "OP_INSTANCE_CREATE")
+    assert statuses[0] == "queued" and statuses[-1] == "success"
