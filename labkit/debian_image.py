@@ -90,7 +90,7 @@ def ensure_image() -> Path:
         )  # fmt: skip
         customize(root)
         disk = work / "disk.raw"
-        make_disk(root, disk)
+        write_disk(root, disk, SIZE_MIB)
         disk.rename(path)
     for old in IMAGES_DIR.glob("debian12-*.raw"):
         if old != path:
@@ -117,12 +117,13 @@ def customize(root: Path) -> None:
     (root / "var/cache/apt/archives/partial").mkdir(parents=True)
 
 
-def make_disk(root: Path, disk: Path) -> None:
-    run(["truncate", "-s", f"{SIZE_MIB}M", disk])
+def write_disk(root: Path, disk: Path, size_mib: int) -> None:
+    """A bootable disk: one ext4 partition (label root) made from `root`, and GRUB."""
+    run(["truncate", "-s", f"{size_mib}M", disk])
     run(["sfdisk", "-q", "--no-reread", "--no-tell-kernel", disk],
         input="label: dos\nstart=2048, type=83, bootable\n")  # fmt: skip
     run(["mkfs.ext4", "-q", "-F", "-b", "4096", "-L", "root", "-E", "offset=1048576",
-         "-d", root, disk, f"{SIZE_MIB - 1}M"], timeout=600)  # fmt: skip
+         "-d", root, disk, f"{size_mib - 1}M"], timeout=600)  # fmt: skip
     core = disk.with_name("core.img")
     run(["grub-mkimage", "-O", "i386-pc", "-o", core, "-p", "(hd0,msdos1)/boot/grub",
          *GRUB_MODULES])  # fmt: skip

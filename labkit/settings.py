@@ -152,6 +152,10 @@ HOST_PACKAGES = (
     "xfsprogs",
     "btrfs-progs",
     "openssh-client",
+    # the lab's VM images: Debian built offline, and a small busybox + dropbear one
+    "mmdebstrap",
+    "grub-pc-bin",
+    "dropbear-bin",
     "fdisk",  # sfdisk: partition tables of test and demo images
     "e2fsprogs",
     "zstd",
