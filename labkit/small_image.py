@@ -84,8 +84,13 @@ def ensure_image() -> Path:
         (ramdisk / "init").write_text(INIT)
         (ramdisk / "init").chmod(0o755)
         files = subprocess.run(["find", "."], cwd=ramdisk, capture_output=True, text=True).stdout
-        cpio = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=ramdisk,
-                              input=files.encode(), capture_output=True, check=True).stdout  # fmt: skip
+        cpio = subprocess.run(
+            ["cpio", "-o", "-H", "newc", "--quiet"],
+            cwd=ramdisk,
+            input=files.encode(),
+            capture_output=True,
+            check=True,
+        ).stdout
         root = work / "root"
         images.minimal_root(root)
         (root / "root/.ssh").mkdir(mode=0o700)
