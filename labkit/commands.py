@@ -23,6 +23,7 @@ from labkit import (
     settings,
     suiteconf,
 )
+from labkit.demo import run_demo
 from labkit.progress import say, step
 from labkit.sh import LabError, in_node, on_master, run
 from labkit.teardown import teardown
@@ -218,8 +219,6 @@ def exec_on(node_index: int, argv: list[str]) -> None:
 
 def demo(wanted_nodes: int | None) -> None:
     up(wanted_nodes)
-    from labkit.demo import run_demo
-
     run_demo()
 
 

@@ -8,12 +8,13 @@ import subprocess
 import time
 from pathlib import Path
 
-from labkit import debian_image, settings
+from labkit import debian_image, settings, small_image
 from labkit.settings import Node
 from labkit.sh import LabError, in_node, run
 
 KEY_FILE = settings.STATE_DIR / "vm-key"  # the lab's key for its VMs' root (ed25519)
 DEBIAN_MEMORY_MB = 512
+SMALL_MEMORY_MB = 128
 # Disk-booting VMs: no kernel of the lab's, GRUB on their own disk does it.
 OWN_KERNEL = "kvm:kernel_path=,initrd_path=,serial_console=true"
 SSH_OPTIONS = (
@@ -31,8 +32,16 @@ def public_key() -> str:
 
 def debian_image_name() -> str:
     """The Debian image in the archipelago store (built and imported when missing)."""
-    path = debian_image.ensure_image()
-    name = f"debian12-{debian_image.recipe_digest()}"
+    return _in_store(debian_image.ensure_image())
+
+
+def small_image_name() -> str:
+    """The small busybox + dropbear image in the store (built and imported when missing)."""
+    return _in_store(small_image.ensure_image())
+
+
+def _in_store(path: Path) -> str:
+    name = path.stem  # debian12-<recipe digest>, small-<recipe digest>
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     run(["archipelago", "image", "import", path, "--name", name, "--sha256", digest, "--quiet"],
         timeout=600)  # fmt: skip
