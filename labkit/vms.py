@@ -61,7 +61,8 @@ def ssh(node: Node, ip: str, command: str, timeout: float = 60) -> subprocess.Co
 
 def pings(node: Node, ip: str) -> bool:
     # fping: Ganeti depends on it, so every node has it (iputils-ping may be absent).
-    return run(in_node(node, ["fping", "-q", "-c", "1", "-t", "1000", ip]), check=False).returncode == 0
+    probe = ["fping", "-q", "-c", "1", "-t", "1000", ip]
+    return run(in_node(node, probe), check=False).returncode == 0
 
 
 def wait_for(what: str, probe, timeout: float, every: float = 0.5):
