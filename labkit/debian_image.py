@@ -25,6 +25,7 @@ SIZE_MIB = 2048
 PACKAGES = (
     "linux-image-cloud-amd64",
     "systemd-sysv",
+    "dbus",  # systemd-logind needs it, and logind turns ACPI power-off into a shutdown
     "openssh-server",
     "ifupdown",
     "isc-dhcp-client",

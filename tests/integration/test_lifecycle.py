@@ -21,6 +21,11 @@ from instances import archipelago, disk_uuids, volume_of
 from labkit import settings, vms
 
 TAG = "synnefo:network:0:{}"
+LIFE_ORDER = ("queued", "waiting", "running", "success")
+CREATE, REBOOT, MIGRATE, REMOVE = (
+    "OP_INSTANCE_CREATE", "OP_INSTANCE_REBOOT", "OP_INSTANCE_MIGRATE", "OP_INSTANCE_REMOVE"
+)  # fmt: skip
+RETAG = ["OP_TAGS_DEL", "OP_TAGS_SET", REBOOT]  # set_profile
 
 
 class Capture:
@@ -61,6 +66,14 @@ class Capture:
                 return statuses
             time.sleep(0.2)
         raise AssertionError(f"{operation} of {instance}: no final status on AMQP")
+
+    def journal(self, instance: str) -> list[tuple[str, list[str]]]:
+        """(operation, statuses in arrival order) of every job about `instance`, by job id."""
+        jobs: dict[int, tuple[str, list[str]]] = {}
+        for m in self.drain():
+            if m["type"] == "ganeti-op-status" and m["instance"] == instance:
+                jobs.setdefault(m["jobId"], (m["operation"], []))[1].append(m["status"])
+        return [jobs[job_id] for job_id in sorted(jobs)]
 
     def close(self) -> None:
         self.connection.release()
@@ -106,12 +119,6 @@ def test_a_vms_whole_life(lab2, instance_name, capture):
     assert capture.wait_op(first, "OP_INSTANCE_CREATE")[-1] == "success"
     vms.wait_for("a DHCP lease (the VM answers ping)", lambda: vms.pings(node1, ip), 180)
     assert vms.wait_ssh(node1, ip) == first, "the key works and the hostname is the instance's"
-    progress = [
-        m for m in capture.drain() if m["instance"] == first and m["type"] == "image-helper"
-    ]
-    assert {("task-end", "ChangePassword"), ("task-end", "AssignHostname")} <= {
-        (m.get("subtype"), m.get("task")) for m in progress
-    }
 
     set_profile(lab2, first, "limited", "protected")
     vms.wait_for("ping after the reboot (protected admits ICMP)", lambda: vms.pings(node1, ip), 240)
@@ -157,5 +164,18 @@ def test_a_vms_whole_life(lab2, instance_name, capture):
     archipelago("snapshot", "remove", snapshot)
     collected = json.loads(archipelago("gc", "--json").stdout)
     assert collected["blocks_removed"] > 0, "the VMs' own blocks were given back"
-    statuses = capture.ops(first, "OP_INSTANCE_CREATE")
-    assert statuses[0] == "queued" and statuses[-1] == "success"
+    expected = {
+        first: [CREATE, *RETAG, *RETAG, MIGRATE, REBOOT, REMOVE],
+        second: [CREATE, REMOVE],
+    }
+    for name, operations in expected.items():
+        jobs = capture.journal(name)
+        assert [operation for operation, _ in jobs] == operations, jobs
+        for operation, statuses in jobs:
+            in_order = [status for status in LIFE_ORDER if status in statuses]
+            assert statuses == in_order, f"{operation} of {name}: {statuses}"
+            assert statuses[0] == "queued" and "running" in statuses, (operation, statuses)
+            assert statuses[-1] == "success", (operation, statuses)
+    tasks = {(m["instance"], m.get("subtype"), m.get("task")) for m in capture.messages}
+    for name in (first, second):
+        assert {(name, "task-end", "AssignHostname"), (name, "task-end", "ChangePassword")} <= tasks
