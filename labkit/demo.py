@@ -37,17 +37,11 @@ def ensure_instance(image: str) -> str:
     try:
         time.sleep(1.0)  # its queue is bound before the first job starts
         if name not in existing:
-            cluster.gnt(
-                "gnt-instance", "add", "-t", "ext",
-                "--disk", f"0:size=3G,provider=archipelago,origin={image}",
-                "-o", "snf-image+default", "-O", f"img_id=null,auth_keys={vms.public_key()}",
-                "--os-parameters-secret", f"img_passwd={password()}",
-                "-H", vms.OWN_KERNEL, "-B", f"memory={vms.DEBIAN_MEMORY_MB}",
-                "--net", f"0:network={settings.NETWORK.name},ip=pool",
-                "--tags", f"synnefo:network:0:{PROFILE}",
-                "--no-name-check", "--no-ip-check", "-n", settings.MASTER.name,
-                name, timeout=900,
+            argv = vms.add_argv(
+                name, image, node=settings.MASTER, backend=vms.DEBIAN_BACKEND,
+                profile=PROFILE, password=password(),
             )  # fmt: skip
+            cluster.gnt(*argv, timeout=900)
         else:
             cluster.gnt("gnt-instance", "startup", name, timeout=300)
         out, _ = tail.communicate(timeout=120)

@@ -32,6 +32,19 @@ for module in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev vir
               virtio_blk failover net_failover virtio_net; do
     insmod "/lib/modules/$module.ko" 2>/dev/null
 done
+ip link set lo up
+ip link set eth0 up
+# The lease first, in the background: the rest (dropbearconvert takes 1 s under TCG)
+# runs meanwhile. Once bound, an unsolicited ARP: a node that has been probing the
+# address learns it now, not at its next ARP retry (2-3 s later).
+cat > /etc/udhcpc-announce.script <<'SCRIPT'
+#!/bin/sh
+/etc/udhcpc.script "$@"
+[ "$1" = bound ] && arping -U -c 1 -I "$interface" "$ip"
+exit 0
+SCRIPT
+chmod 755 /etc/udhcpc-announce.script
+udhcpc -i eth0 -s /etc/udhcpc-announce.script -t 5 -T 1 -A 2 -b -q >/dev/null 2>&1 &
 for try in 1 2 3 4 5 6 7 8 9 10; do [ -b /dev/vda1 ] && break; sleep 0.2; done
 mount -t ext4 /dev/vda1 /disk
 hostname "$(cat /disk/etc/hostname 2>/dev/null || echo small)"
@@ -43,9 +56,6 @@ if ! dropbearconvert openssh dropbear /disk/etc/ssh/ssh_host_ed25519_key \
         /etc/dropbear/dropbear_ed25519_host_key >/dev/null 2>&1; then
     dropbearkey -t ed25519 -f /etc/dropbear/dropbear_ed25519_host_key >/dev/null 2>&1
 fi
-ip link set lo up
-ip link set eth0 up
-udhcpc -i eth0 -s /etc/udhcpc.script -t 5 -T 1 -A 2 -b -q >/dev/null 2>&1
 dropbear -s -r /etc/dropbear/dropbear_ed25519_host_key -p 22
 echo "SMALL: ready $(hostname)"
 while true; do

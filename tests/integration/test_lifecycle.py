@@ -80,16 +80,11 @@ class Capture:
 
 
 def add(lab, name: str, origin: str, tag: str, node: int = 1) -> str:
-    lab.gnt(
-        "gnt-instance", "add", "-t", "ext",
-        "--disk", f"0:size=3G,provider=archipelago,origin={origin}",
-        "-o", "snf-image+default", "-O", f"img_id=null,auth_keys={vms.public_key()}",
-        "--os-parameters-secret", f"img_passwd={uuid.uuid4().hex}",
-        "-H", vms.OWN_KERNEL, "-B", f"memory={vms.DEBIAN_MEMORY_MB}",
-        "--net", f"0:network={settings.NETWORK.name},ip=pool", "--tags", TAG.format(tag),
-        "--no-name-check", "--no-ip-check", "-n", settings.NODES[node].name, name,
-        timeout=900,
+    argv = vms.add_argv(
+        name, origin, node=settings.NODES[node], backend=vms.DEBIAN_BACKEND, profile=tag,
+        password=uuid.uuid4().hex,
     )  # fmt: skip
+    lab.gnt(*argv, timeout=900)
     return lab.gnt("gnt-instance", "list", "--no-headers", "-o", "nic.ip/0", name).stdout.strip()
 
 
