@@ -1,4 +1,4 @@
-"""A real Debian 12 cloud image for the lab, built offline from the machine's apt sources.
+"""A real Debian 12 cloud image for the lab, from Debian packages at the machine's mirrors.
 
 mmdebstrap makes the root (kernel, systemd, openssh-server, ifupdown with DHCP on eth0),
 mkfs.ext4 -d puts it on the first partition of a raw disk, and GRUB's boot code goes
@@ -6,7 +6,7 @@ into the disk's first sectors by hand (boot.img in the MBR, core.img in the gap 
 the partition, its blocklist pointed at itself): no loop device, no mount. The VM then
 boots from its own disk with Ganeti's kernel_path empty, as cloud images do. The image
 carries no ssh host keys and an empty machine-id: snf-image gives each VM its own.
-Cached under the lab's cache directory by a digest of this recipe.
+Nothing boots to build it. Cached under the lab's cache directory by a digest of this recipe.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 from labkit import settings
 from labkit.sh import LabError, run
 
-IMAGES_DIR = settings.CACHE_DIR / "images"
+IMAGES_DIR = settings.IMAGES_DIR
 SIZE_MIB = 2048
 PACKAGES = (
     "linux-image-cloud-amd64",
@@ -34,7 +34,7 @@ PACKAGES = (
     "iproute2",
     "netbase",
 )
-SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
+SUITE = "bookworm"
 GRUB_DIR = Path("/usr/lib/grub/i386-pc")
 GRUB_MODULES = ("biosdisk", "part_msdos", "ext2", "normal", "linux", "configfile")
 # Units a VM of the lab does not need and that slow its boot under emulation.
@@ -64,11 +64,42 @@ boot
 """
 
 
+INDEX_FORMAT = "$(REPO_URI) $(RELEASE) $(TARGET_OF)"
+
+
+def host_codename() -> str:
+    for line in Path("/etc/os-release").read_text().splitlines():
+        if line.startswith("VERSION_CODENAME="):
+            return line.split("=", 1)[1].strip('"')
+    raise LabError("/etc/os-release names no VERSION_CODENAME: not a Debian release?")
+
+
+def debian_mirrors(indextargets: str, codename: str) -> list[str]:
+    """One-line apt sources for SUITE (+ -updates, -security) at the machine's own mirrors.
+
+    `indextargets` is `apt-get indextargets --format INDEX_FORMAT`, `codename` the
+    machine's release: whatever its apt layout (deb822 or sources.list) and release (12
+    or 13), the mirrors it uses for its own release serve bookworm too.
+    """
+    found = []
+    for line in indextargets.splitlines():
+        fields = line.split()
+        if len(fields) != 3 or fields[2] != "deb":
+            continue
+        uri, release = fields[0], fields[1]
+        name, dash, pocket = release.partition("-")
+        if name == codename and pocket in ("", "updates", "security"):
+            entry = f"deb {uri} {SUITE}{dash}{pocket} main"
+            if entry not in found:
+                found.append(entry)
+    if not any(entry.split()[2] == SUITE for entry in found):
+        raise LabError("no Debian mirror in this machine's apt sources (apt-get indextargets)")
+    return found
+
+
 def recipe_digest() -> str:
-    text = "|".join(
-        [*PACKAGES, *MASKED_UNITS, repr(sorted(FILES.items())), GRUB_CFG, str(SIZE_MIB)]
-    )
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    """This module's source is the recipe: any change to it makes a new image."""
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
 
 
 def image_path() -> Path:
@@ -84,17 +115,19 @@ def ensure_image() -> Path:
     with tempfile.TemporaryDirectory(dir=IMAGES_DIR) as tmp:
         work = Path(tmp)
         root = work / "root"
+        indextargets = run(["apt-get", "indextargets", "--format", INDEX_FORMAT]).stdout
+        mirrors = debian_mirrors(indextargets, host_codename())
         run(
             ["mmdebstrap", "--quiet", "--variant=minbase", f"--include={','.join(PACKAGES)}",
-             "bookworm", str(root), str(SOURCES)],
+             SUITE, str(root), *mirrors],
             timeout=1800,
         )  # fmt: skip
         customize(root)
         disk = work / "disk.raw"
         write_disk(root, disk, SIZE_MIB)
         disk.rename(path)
-    for old in IMAGES_DIR.glob("debian12-*.raw"):
-        if old != path:
+    for old in IMAGES_DIR.glob("debian12-*"):  # earlier recipes' images and their digests
+        if not old.name.startswith(path.name):
             old.unlink()
     return path
 

@@ -9,12 +9,12 @@ view (snf-events tail) is recorded and shown.
 
 from __future__ import annotations
 
+import select
 import subprocess
-import time
 
 from labkit import cluster, settings, vms
 from labkit.progress import step
-from labkit.sh import in_node, on_master, stored_secret
+from labkit.sh import LabError, in_node, on_master, stored_secret
 
 PROFILE = "limited"  # admits ssh (TCP 22); `protected` would drop it
 
@@ -35,7 +35,11 @@ def ensure_instance(image: str) -> str:
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
-        time.sleep(1.0)  # its queue is bound before the first job starts
+        # Its queue bound before the first job starts: it says so on its first line.
+        ready, _, _ = select.select([tail.stdout], [], [], 60)
+        first = tail.stdout.readline() if ready else ""
+        if "listening" not in first:
+            raise LabError(f"snf-events tail did not start listening: {first.strip()}")
         if name not in existing:
             argv = vms.add_argv(
                 name, image, node=settings.MASTER, backend=vms.DEBIAN_BACKEND,

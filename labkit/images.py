@@ -7,7 +7,7 @@ from pathlib import Path
 from labkit import settings
 from labkit.sh import run
 
-IMAGES_DIR = settings.CACHE_DIR / "images"
+IMAGES_DIR = settings.IMAGES_DIR
 # A minimal Linux root: what snf-image's tasks edit (users, host name, network).
 MINIMAL_ROOT = {
     "etc/os-release": 'ID=labdemo\nNAME="ganeti-ext lab demo"\n',

@@ -18,6 +18,7 @@ INSTALLED_BUILD_FILE = STATE_DIR / "installed-build"
 CACHE_DIR = Path("/var/cache/ganeti-ext-lab")
 LOCK_FILE = Path("/run/lock/ganeti-ext-lab.lock")  # outside STATE_DIR, which down removes
 GUEST_DIR = CACHE_DIR / "guest"
+IMAGES_DIR = CACHE_DIR / "images"  # disk images the lab builds (labkit.images, VM images)
 BUILD_DIR = CACHE_DIR / "build"
 TOOLS_VENV = CACHE_DIR / "tools-venv"
 RUFF_VERSION = "0.17.5"

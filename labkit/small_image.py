@@ -45,7 +45,9 @@ exit 0
 SCRIPT
 chmod 755 /etc/udhcpc-announce.script
 udhcpc -i eth0 -s /etc/udhcpc-announce.script -t 5 -T 1 -A 2 -b -q >/dev/null 2>&1 &
-for try in 1 2 3 4 5 6 7 8 9 10; do [ -b /dev/vda1 ] && break; sleep 0.2; done
+tries=0  # the disk, up to 60 s on a loaded emulated machine
+until [ -b /dev/vda1 ] || [ $tries -ge 300 ]; do sleep 0.2; tries=$((tries + 1)); done
+[ -b /dev/vda1 ] || echo "SMALL: no /dev/vda1 after 60 s: no host name, keys or host key"
 mount -t ext4 /dev/vda1 /disk
 hostname "$(cat /disk/etc/hostname 2>/dev/null || echo small)"
 cp /disk/root/.ssh/authorized_keys /root/.ssh/ 2>/dev/null
@@ -72,8 +74,13 @@ boot
 
 
 def image_path() -> Path:
-    digest = hashlib.sha256((INIT + GRUB_CFG + str(SIZE_MIB)).encode()).hexdigest()[:12]
-    return IMAGES_DIR / f"small-{digest}.raw"
+    """Named by its recipe: this module, the disk layout's and minimal root's code, and
+    the lab guest's kernel and initramfs it takes its kernel, busybox and modules from."""
+    recipe = hashlib.sha256()
+    for source in (Path(__file__), Path(debian_image.__file__), Path(images.__file__),
+                   *guest.ensure_assets()):  # fmt: skip
+        recipe.update(source.read_bytes())
+    return IMAGES_DIR / f"small-{recipe.hexdigest()[:12]}.raw"
 
 
 def ensure_image() -> Path:
@@ -111,8 +118,8 @@ def ensure_image() -> Path:
         disk = work / "disk.raw"
         debian_image.write_disk(root, disk, SIZE_MIB)
         disk.rename(path)
-    for old in IMAGES_DIR.glob("small-*.raw"):
-        if old != path:
+    for old in IMAGES_DIR.glob("small-*"):  # earlier recipes' images and their digests
+        if not old.name.startswith(path.name):
             old.unlink()
     return path
 

@@ -165,6 +165,9 @@ def cmd_tail(args: argparse.Namespace, stop: _Stopper) -> int:
             stop=stop,
             max_messages=args.max_messages,
             idle_exit=args.idle_exit,
+            on_ready=lambda queue: print(
+                f"snf-events tail: listening (queue {queue})", file=sys.stderr, flush=True
+            ),
         )
     except (OSError, kombu.exceptions.KombuError, amqp.exceptions.AMQPError) as err:
         raise GanetiExtError(f"lost the AMQP broker: {err}") from None

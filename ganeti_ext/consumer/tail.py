@@ -108,12 +108,15 @@ def run(
     stop: Callable[[], bool] = lambda: False,
     max_messages: int | None = None,
     idle_exit: float | None = None,
+    on_ready: Callable[[str], None] = lambda _queue: None,
 ) -> int:
-    """Print messages until stopped; returns how many were printed."""
+    """Print messages until stopped; returns how many were printed. `on_ready` gets the
+    queue's name once it is bound: from then on nothing published is missed."""
     channel = connection.channel()
     name = f"snf-events-tail-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     queue = topology.tail_queue(name)(channel)
     queue.declare()
+    on_ready(name)
     printed = 0
 
     def on_message(message: Any) -> None:

@@ -47,12 +47,23 @@ def debian_raw(workdir):
     return images.disk_image(workdir / "debian.raw", fs="ext4", label="dos")
 
 
+PUBLISHED: list[Path] = []  # removed by `unpublish` when the module is done
+
+
 def publish(path: Path) -> str:
     """Put an image into the node's image directory; returns its img_id."""
     name = f"t{uuid.uuid4().hex[:8]}-{path.name}"
     target = IMAGE_DIR / name
+    PUBLISHED.append(target)
     subprocess.run(["cp", "--sparse=always", str(path), str(target)], check=True)
     return name
+
+
+@pytest.fixture(scope="module", autouse=True)
+def unpublish():
+    yield
+    while PUBLISHED:
+        PUBLISHED.pop().unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
