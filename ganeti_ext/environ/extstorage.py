@@ -29,8 +29,9 @@ VERBS = (
 ACCESS_MODES = ("kernelspace", "userspace")
 # EXTP_PROVIDER and EXTP_ACCESS come from Ganeti itself, not from --disk parameters.
 _GANETI_SET_PARAMS = ("provider", "access")
-# Ganeti's names are <uuid>.ext.disk<n> (and <name>.snap); allow a conservative superset.
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+:-]{0,254}\Z")
+# Ganeti's names are <uuid>.ext.disk<n> (and <name>.snap); allow a conservative superset,
+# no longer than a store can name (its lock files add a suffix to the name).
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+:-]{0,199}\Z")
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def check_volume_name(variable: str, name: str) -> str:
         raise EnvError(variable, f"must be a plain name without '/' or '..': {name!r}")
     if not _SAFE_NAME.fullmatch(name):
         raise EnvError(
-            variable, f"must be 1-255 characters of letters, digits and _.+:- : {name!r}"
+            variable, f"must be 1-200 characters of letters, digits and _.+:- : {name!r}"
         )
     return name
 

@@ -304,7 +304,7 @@ class Admin:
             digest_snapshot(self.store, name)
             print(f"snapshot {name} of {volume} taken and digested")
         else:
-            spawn_detached(digest_command(name))
+            spawn_detached(digest_command(name, self.options.config))
             print(f"snapshot {name} of {volume} taken; its blocks are being hashed")
 
     def snapshot_list(self) -> None:

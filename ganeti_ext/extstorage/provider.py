@@ -38,6 +38,9 @@ class ArchipelagoProvider:
             return ""
         name = request.name
         assert name is not None  # the parser lets only verify go without a volume
+        check_name("VOL_NAME: volume", name)
+        if request.snapshot_name is not None:
+            check_name("VOL_SNAPSHOT_NAME: snapshot", request.snapshot_name)
         self.backend.check()
         with self.backend.lock(name):
             output = getattr(self, request.verb)(name, request)
@@ -67,9 +70,17 @@ class ArchipelagoProvider:
         if existing is None:
             if self.backend.origin(name) is not None:
                 raise ValidationError(f"volume {name}: an image or snapshot has that name")
-            self.backend.create(
-                VolumeSpec(name, size, origin_name, uuid=request.uuid, cname=request.cname)
-            )
+            try:
+                self.backend.create(
+                    VolumeSpec(name, size, origin_name, uuid=request.uuid, cname=request.cname)
+                )
+            except FileNotFoundError:
+                if origin_name is None or self.backend.origin(origin_name) is not None:
+                    raise
+                raise ValidationError(
+                    f"volume {name}: origin {origin_name} was removed while the volume was "
+                    "being made from it"
+                ) from None
             log.info(
                 "created volume %s (%d MiB)%s",
                 name,
@@ -145,11 +156,11 @@ class ArchipelagoProvider:
         assert request.snapshot_name is not None  # required for snapshot
         self._volume(name)
         snap = request.snapshot_name
-        if self.backend.origin(snap) is not None or self.backend.volume(snap) is not None:
-            raise ValidationError(
-                f"VOL_SNAPSHOT_NAME: {snap} already exists in the store; remove it first"
-            )
-        with self.backend.lock(snap):
+        with self.backend.lock(snap):  # checked under its lock: no create slips in between
+            if self.backend.origin(snap) is not None or self.backend.volume(snap) is not None:
+                raise ValidationError(
+                    f"VOL_SNAPSHOT_NAME: {snap} already exists in the store; remove it first"
+                )
             self.backend.snapshot(name, snap)
 
     # --- helpers ---

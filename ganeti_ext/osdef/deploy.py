@@ -204,18 +204,23 @@ class Deployment:
                 scratch.unlink(missing_ok=True)
 
     def _wipe_if_written(self) -> None:
-        if not self.started_writing:
-            return
+        if self.started_writing:
+            wipe_start(self.disk, "a failed deployment")
+
+
+def wipe_start(disk: str, why: str) -> None:
+    """Zero the disk's first MiB (partition table, boot code): a half-written or
+    unpersonalized image must not boot (with the image's own passwords and host keys)."""
+    try:
+        fd = os.open(disk, os.O_WRONLY | os.O_CLOEXEC)
         try:
-            fd = os.open(self.disk, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.pwrite(fd, bytes(min(WIPE_BYTES, device_size(fd))), 0)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            log.info("zeroed the first MiB of %s after a failed deployment", self.disk)
-        except OSError as err:
-            log.warning("could not zero the start of %s: %s", self.disk, err.strerror)
+            os.pwrite(fd, bytes(min(WIPE_BYTES, device_size(fd))), 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        log.info("zeroed the first MiB of %s after %s", disk, why)
+    except OSError as err:
+        log.warning("could not zero the start of %s: %s", disk, err.strerror)
 
 
 def _size_of(path: str) -> int:

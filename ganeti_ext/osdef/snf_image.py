@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ganeti_ext.environ import osapi
 from ganeti_ext.errors import GanetiExtError, ValidationError
-from ganeti_ext.osdef import config_url, settings, sources, transfer
+from ganeti_ext.osdef import config_url, deploy, settings, sources, transfer
 from ganeti_ext.osdef.deploy import Deployment
 from ganeti_ext.osdef.helper import vm
 from ganeti_ext.osdef.helper.config import check_os_family, helper_config, properties
@@ -78,7 +78,11 @@ def create(request: osapi.CreateRequest, paths: Paths = DEFAULT) -> None:
                 max_size=conf.images.max_size,
                 timeout=conf.images.download_timeout,
             ).run()
-        personalize(params, instance, disk, conf, progress, what=what)
+        try:
+            personalize(params, instance, disk, conf, progress, what=what)
+        except BaseException:
+            deploy.wipe_start(disk, "a failed personalization")
+            raise
         log.info("%s: %s deployed and personalized", instance.name, what)
     except GanetiExtError as err:
         progress.error(str(err))

@@ -11,6 +11,7 @@ import json
 import lzma
 import os
 import subprocess
+import threading
 
 import pytest
 import zstandard
@@ -99,6 +100,21 @@ def test_every_format_imports_to_the_same_blocks(store, image, pack):
         clean(store)
     finally:
         packed.unlink(missing_ok=True)
+
+
+def test_a_pipe_imports_as_a_stream_not_as_its_zero_size(store, image):
+    path, data = image
+    fifo = path.with_name(path.name + ".fifo")
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_bytes, args=(data,), daemon=True)
+    writer.start()
+    try:
+        found, _ = import_image(store, ImportRequest(str(fifo), "piped"))
+    finally:
+        writer.join(timeout=60)
+        fifo.unlink()
+    assert found.size == SIZE and store.origin_data("piped").read_bytes() == data
+    clean(store)
 
 
 def test_a_url_with_credentials_is_recorded_without_them(store, image, xfs_dir):

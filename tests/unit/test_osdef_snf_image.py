@@ -38,9 +38,15 @@ def create_env(root, **changes):
     return env
 
 
-def test_create_without_a_built_helper_names_the_command(root):
+def test_create_without_a_built_helper_names_the_command_and_wipes_the_disk(root):
+    env = create_env(root)
+    disk = env["DISK_0_PATH"]
+    with open(disk, "wb") as out:
+        out.write(b"\xff" * (2 << 20))  # an image that must not boot unpersonalized
     with pytest.raises(ValidationError, match=r"run snf-image-update-helper"):
-        cli.execute("create", create_env(root), paths=root)
+        cli.execute("create", env, paths=root)
+    with open(disk, "rb") as written:
+        assert written.read(2 << 20) == bytes(1 << 20) + b"\xff" * (1 << 20)
 
 
 def test_exclude_all_tasks_needs_no_helper(root, caplog):

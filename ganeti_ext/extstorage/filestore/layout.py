@@ -36,6 +36,7 @@ MIN_BLOCK_SIZE = 64 * 1024  # a multiple of any file system block size reflinks 
 MAX_BLOCK_SIZE = 64 * MIB
 # Names become single path components; Ganeti's are <uuid>.ext.disk<n> and <vol>.snap.
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+:-]{0,199}\Z")
+RESERVED_NAME = "store"  # locks/<name>.lock would be the store lock
 _HASH = re.compile(r"^[0-9a-f]{64}\Z")
 _REFLINK_FILE_SYSTEMS = ("xfs", "btrfs")
 
@@ -48,6 +49,8 @@ def check_name(kind: str, name: str) -> str:
             f"{kind} name {shown}: must be 1-200 letters, digits or _.+:- , start with a "
             "letter, digit or _, and hold no '/', '..' or control characters"
         )
+    if name == RESERVED_NAME:
+        raise ValidationError(f"{kind} name {name!r}: reserved (locks/store.lock is the store's)")
     return name
 
 

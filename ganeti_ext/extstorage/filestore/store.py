@@ -3,8 +3,8 @@
 Every change is made in a work directory (filestore.work) and committed by one rename,
 so a crash at any point leaves either the old state or the new one plus debris that the
 next operation removes. Locks are flock()s on files in the store itself, so they hold
-across all nodes that share it (the lab's two nodes share one XFS; a real cluster needs a
-shared file system with reflinks and cluster-wide flock, such as OCFS2).
+across all nodes that share it (the lab's two nodes share one XFS; the store accepts only
+XFS and btrfs, not cluster file systems: several machines wait for the RBD backend).
 """
 
 from __future__ import annotations
@@ -333,17 +333,14 @@ class FileStore:
         sync_directory(target.parent)
 
 
-def digest_command(snapshot: str) -> list[str]:
-    """The command that digests a snapshot in the background: this interpreter, this package."""
+def digest_command(snapshot: str, config: Path | None = None) -> list[str]:
+    """The command that digests a snapshot in the background: this interpreter, this
+    package, the configuration file in use (None: the default one)."""
+    chosen = ["--config", str(config)] if config else []
     return [
-        sys.executable,
-        "-m",
-        "ganeti_ext.extstorage.admin",
-        "snapshot",
-        "digest",
-        "--quiet",
-        snapshot,
-    ]
+        sys.executable, "-m", "ganeti_ext.extstorage.admin", *chosen,
+        "snapshot", "digest", "--quiet", snapshot,
+    ]  # fmt: skip
 
 
 def _names(directory: Path) -> list[str]:

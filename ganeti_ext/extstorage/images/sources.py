@@ -11,6 +11,7 @@ import base64
 import hashlib
 import http.client
 import os
+import stat
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -86,8 +87,10 @@ def open_source(source: str, *, timeout: float) -> Source:
         raise ValidationError(f"{source}: is a directory, not an image file") from None
     except OSError as err:
         raise ValidationError(f"cannot open {source}: {err.strerror}") from None
-    size = os.fstat(stream.fileno()).st_size
-    return Source(describe(source), stream, size, path=path)
+    info = os.fstat(stream.fileno())
+    if not stat.S_ISREG(info.st_mode):  # a device or a pipe: its st_size is not its size
+        return Source(describe(source), stream, None, path=None)
+    return Source(describe(source), stream, info.st_size, path=path)
 
 
 def _open_url(url: str, timeout: float) -> Source:
@@ -97,7 +100,10 @@ def _open_url(url: str, timeout: float) -> Source:
     parts = urlsplit(url)
     if parts.username or parts.password:
         token = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}".encode()
-        request.add_header("Authorization", "Basic " + base64.b64encode(token).decode())
+        # Unredirected: a redirect (to another host, or to plain http) does not get them.
+        request.add_unredirected_header(
+            "Authorization", "Basic " + base64.b64encode(token).decode()
+        )
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as err:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ganeti_ext.errors import ValidationError
 from ganeti_ext.osdef.helper.protocol import Event, LineReader, ProtocolError
+from ganeti_ext.runner import BASE_ENV
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,9 @@ def run_helper(
             group=account.pw_gid,
             extra_groups=[],
             cwd=spec.workdir,
+            # Not ours: Ganeti's environment holds the OS parameters, secrets included,
+            # and the helper's user could read them from /proc/<pid>/environ.
+            env=dict(BASE_ENV),
         )
     finally:
         for fd in fds:

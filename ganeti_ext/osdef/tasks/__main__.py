@@ -53,6 +53,8 @@ def run_all(ctx: Context) -> None:
             raise TaskError(
                 f"{name}: {err.strerror or err}" + (f": {err.filename}" if err.filename else "")
             ) from None
+        except Exception as err:  # a bug, or an image no check foresaw: still one ERROR line
+            raise TaskError(f"{name}: internal error ({type(err).__name__}: {err})") from None
         ctx.report.line("TASK_END", name)
 
 

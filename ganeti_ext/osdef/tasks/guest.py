@@ -15,7 +15,7 @@ import os
 import stat
 import struct
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 _SYS_OPENAT2 = 437  # x86_64 and most others
 RESOLVE_NO_MAGICLINKS = 0x02
@@ -167,8 +167,12 @@ class Guest:
             raise GuestPathError(f"{path}: not a file name")
         with self.directory(parent or "/", create=make_parents, mode=parent_mode) as dir_fd:
             temporary = f".{name}.snf-image.tmp"
+            # A file the image planted under that name (a FIFO that would block, a hard
+            # link to another file) is removed, never opened: ours is made anew.
+            with suppress(FileNotFoundError):
+                os.unlink(temporary, dir_fd=dir_fd)
             fd = os.open(
-                temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600,
+                temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600,
                 dir_fd=dir_fd,
             )  # fmt: skip
             try:

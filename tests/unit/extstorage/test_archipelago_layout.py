@@ -28,6 +28,11 @@ def test_bad_names_are_refused_by_kind(name):
         layout.check_name("image", name)
 
 
+def test_the_store_locks_name_is_reserved():
+    with pytest.raises(ValidationError, match=r"^volume name 'store': reserved"):
+        layout.check_name("volume", "store")
+
+
 def test_block_path_fans_out_by_the_first_two_digits(tmp_path):
     assert layout.Layout(tmp_path).block(DIGEST) == tmp_path / "blocks" / "ab" / DIGEST
 

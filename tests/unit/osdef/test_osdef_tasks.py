@@ -268,3 +268,13 @@ def test_other_ifupdown_stanzas_for_our_nics_are_commented_out(root):
     other = (root / "etc/network/interfaces.d/eth0").read_text()
     assert all(line.startswith("#") for line in other.splitlines())
     assert "iface eth0 inet static" in (root / "etc/network/interfaces.d/50-snf-image").read_text()
+
+
+def test_planted_temporary_files_are_replaced_never_opened(root, tmp_path):
+    outside = tmp_path / "host-file"
+    outside.write_text("host")
+    os.mkfifo(root / "etc/.hostname.snf-image.tmp")  # opening it would block the task
+    os.link(outside, root / "etc/.hosts.snf-image.tmp")  # writing it would change the host's
+    run("AssignHostname", root, hostname="vm1")
+    assert (root / "etc/hostname").read_text() == "vm1\n"
+    assert outside.read_text() == "host" and outside.stat().st_nlink == 1
