@@ -23,13 +23,18 @@ class LoopDevices:
     def _losetup(self, argv: list[str]) -> str:
         return self.runner.run(argv, timeout=self.timeout).stdout_text
 
-    def attached_to(self, file: Path) -> tuple[str, ...]:
-        """Loop devices backed by `file`, including ones left over after it was deleted."""
+    def attached_to(self, file: Path, *, replaced: bool = True) -> tuple[str, ...]:
+        """Loop devices backed by `file`; with `replaced`, also ones left over after it was
+        deleted or replaced (a snapshot's digest renames a new `data` over the one attached)."""
+        found: tuple[str, ...] = ()
         if os.path.exists(file):
             # By device and inode: immune to how the path was spelled at attach time.
-            return losetup.parse_associated(self._losetup(losetup.associated_argv(file)))
+            found = losetup.parse_associated(self._losetup(losetup.associated_argv(file)))
+            if not replaced:
+                return found
         devices = losetup.parse_list_json(self._losetup(losetup.list_argv()))
-        return losetup.backed_by(devices, Path(os.path.realpath(file)))
+        by_path = losetup.backed_by(devices, Path(os.path.realpath(file)))
+        return found + tuple(device for device in by_path if device not in found)
 
     def attach(self, file: Path, *, direct_io: bool, read_only: bool = False) -> str:
         argv = losetup.attach_argv(file, direct_io=direct_io, read_only=read_only)

@@ -8,6 +8,7 @@ bounded in time and size; the URL itself is a secret too and never logged.
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -26,7 +27,7 @@ def fetch(url: str, *, timeout: float, max_bytes: int) -> dict[str, str]:
             body = response.read(max_bytes + 1)
     except urllib.error.HTTPError as err:
         raise ValidationError(f"OS parameter config_url: the server answered {err.code}") from None
-    except (urllib.error.URLError, OSError) as err:
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
         reason = getattr(err, "reason", err)
         raise ValidationError(f"OS parameter config_url: cannot fetch it ({reason})") from None
     if len(body) > max_bytes:

@@ -65,6 +65,12 @@ class Deployment:
         except GanetiExtError as err:
             self._wipe_if_written()
             raise ValidationError(f"image {self.ref.description}: {err}") from None
+        except OSError as err:  # the disk, the scratch space or the source failed under us
+            self._wipe_if_written()
+            where = f": {err.filename}" if err.filename else ""
+            raise ValidationError(
+                f"image {self.ref.description} onto {self.disk}: {err.strerror or err}{where}"
+            ) from None
         except BaseException:
             self._wipe_if_written()
             raise

@@ -112,7 +112,10 @@ def parse_params(osparams: Mapping[str, str]) -> SnfImageParams:
         raise ValidationError("OS parameter img_passwd: must not contain line breaks or NUL")
     config_url = get("config_url")
     if config_url is not None:
-        parts = urlsplit(config_url)
+        try:
+            parts = urlsplit(config_url)
+        except ValueError:  # e.g. an unclosed [ of an IPv6 address
+            parts = urlsplit("")
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValidationError("OS parameter config_url: must be an http(s) URL")
     userdata = get("cloud_userdata")

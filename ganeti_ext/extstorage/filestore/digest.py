@@ -37,21 +37,33 @@ def digest_snapshot(store, name: str, *, progress: Progress | None = None) -> bo
         busy_lock, timeout=0, busy=f"snapshot {name} is being digested", error=DigestBusy
     ):
         data = store.origin_data(name)
-        identity = _identity(data)
-        with store.operation("digest", f"snapshot {name}") as op:
-            ingest = Ingest(store, op)
-            ingest.from_file(data, frozen.size, progress=progress)
-            staged, digested = ingest.stage("snapshot", name, frozen.source, frozen.created)
-            with store.lock(name), store.store_lock(shared=True):
-                current = store.map(name)
-                if current is None or current.digested or _identity(data) != identity:
-                    return False  # removed, digested or replaced meanwhile
-                ingest.collector.commit()
-                origin = store.layout.origin_dir(name)
-                # Data first: a crash between the two leaves the same bytes, undigested.
-                os.rename(staged / DATA_FILE, origin / DATA_FILE)
-                os.rename(staged / MAP_FILE, origin / MAP_FILE)
-                sync_directory(origin)
+        try:
+            # Held open to the end: while it is, its inode number cannot be reused, so the
+            # same identity at commit time is the same file (not a snapshot re-created).
+            held = os.open(data, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        try:
+            return _digest(store, name, frozen, data, _identity(held), progress)
+        finally:
+            os.close(held)
+
+
+def _digest(store, name: str, frozen, data, identity, progress: Progress | None) -> bool:
+    with store.operation("digest", f"snapshot {name}") as op:
+        ingest = Ingest(store, op)
+        ingest.from_file(data, frozen.size, progress=progress)
+        staged, digested = ingest.stage("snapshot", name, frozen.source, frozen.created)
+        with store.lock(name), store.store_lock(shared=True):
+            current = store.map(name)
+            if current is None or current.digested or _identity(data) != identity:
+                return False  # removed, digested or replaced meanwhile
+            ingest.collector.commit()
+            origin = store.layout.origin_dir(name)
+            # Data first: a crash between the two leaves the same bytes, undigested.
+            os.rename(staged / DATA_FILE, origin / DATA_FILE)
+            os.rename(staged / MAP_FILE, origin / MAP_FILE)
+            sync_directory(origin)
     log.info(
         "snapshot %s digested: %d blocks, %d new",
         name,
@@ -70,9 +82,10 @@ def pending_snapshots(store) -> list[str]:
     return pending
 
 
-def _identity(path) -> tuple[int, int] | None:
+def _identity(file) -> tuple[int, int] | None:
+    """(device, inode) of a path or an open file descriptor; None if the path is gone."""
     try:
-        info = os.stat(path)
+        info = os.stat(file)
     except FileNotFoundError:
         return None
     return info.st_dev, info.st_ino

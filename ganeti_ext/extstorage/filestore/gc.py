@@ -15,7 +15,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from ganeti_ext.errors import ValidationError
+from ganeti_ext.errors import GanetiExtError, ValidationError
 from ganeti_ext.extstorage.filestore import work
 from ganeti_ext.extstorage.filestore.digest import DigestBusy, digest_snapshot, pending_snapshots
 from ganeti_ext.extstorage.filestore.layout import is_block_name
@@ -50,6 +50,8 @@ def collect(store, *, dry_run: bool = False, digest: bool = True) -> GcReport:
                         report.digested.append(name)
                 except DigestBusy:
                     log.info("snapshot %s is being digested by another process", name)
+                except GanetiExtError as err:  # removed meanwhile, store full...: gc goes on
+                    log.warning("snapshot %s not digested: %s", name, err)
     before = _free_bytes(store)
     with store.store_lock(shared=False):
         referenced = _referenced(store)

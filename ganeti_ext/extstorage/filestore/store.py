@@ -247,7 +247,7 @@ class FileStore:
     def attach(self, name: str) -> Attachment:
         assert self.loops is not None
         path, read_only = self._attachable(name)
-        devices = self.loops.attached_to(path)
+        devices = self.loops.attached_to(path, replaced=False)  # this very file only
         if devices:
             log.info("%s already attached to %s", name, devices[0])
             return Attachment(devices[0], uri=str(path))

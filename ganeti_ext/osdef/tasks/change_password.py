@@ -8,6 +8,7 @@ is a symbolic link is left alone (with a warning).
 
 from __future__ import annotations
 
+import stat
 import time
 
 from ganeti_ext.osdef.tasks import accounts
@@ -31,7 +32,8 @@ def run(ctx) -> None:
         )
         if missing:
             ctx.report.warning(f"no such user in /etc/shadow: {', '.join(missing)}")
-        guest.write_file("/etc/shadow", text, mode=0o640, owner=_shadow_owner(guest))
+        mode, owner = _shadow_mode_and_owner(guest)
+        guest.write_file("/etc/shadow", text, mode=mode, owner=owner)
     keys = ctx.config.get("auth_keys") or []
     if keys:
         passwd = accounts.parse_passwd(guest.read_text("/etc/passwd") or "")
@@ -64,6 +66,11 @@ def _authorize(ctx, guest, account, sshd_config, keys) -> None:
         ctx.report.warning(f"keys for {account.name} not written: {err}")
 
 
-def _shadow_owner(guest) -> Owner:
+def _shadow_mode_and_owner(guest) -> tuple[int, Owner]:
+    """The image's own mode (0640 at most: Debian's 0640 root:shadow, RHEL's 0000 stay as
+    they are) and group, with root as owner; Debian's default if it has none to keep."""
+    current = guest.file_stat("/etc/shadow")
+    if current is not None:
+        return stat.S_IMODE(current.st_mode) & 0o640, Owner(0, current.st_gid)
     groups = accounts.parse_group(guest.read_text("/etc/group") or "")
-    return Owner(0, groups.get("shadow", 0))
+    return 0o640, Owner(0, groups.get("shadow", 0))

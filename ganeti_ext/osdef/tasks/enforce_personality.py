@@ -39,7 +39,10 @@ def run(ctx) -> None:
             owner=Owner(uid, gid),
             make_parents=Owner(0, 0),
         )
-        ctx.report.info(f"wrote {path}")
+    # One line for all: the helper's report is bounded in lines, the list is not.
+    shown = ", ".join(entry["path"] for entry in files[:5])
+    more = f" and {len(files) - 5} more" if len(files) > 5 else ""
+    ctx.report.info(f"wrote {shown}{more}")
 
 
 def _lookup(table, name, kind, path, pick) -> int:

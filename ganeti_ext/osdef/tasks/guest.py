@@ -201,6 +201,16 @@ class Guest:
             return False
         return True
 
+    def file_stat(self, path: str) -> os.stat_result | None:
+        """The status of `path` if it is a regular file (not followed if a link), else None."""
+        parent, _, name = path.rstrip("/").rpartition("/")
+        try:
+            with self.directory(parent or "/") as dir_fd:
+                info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except (OSError, GuestPathError):
+            return None
+        return info if stat.S_ISREG(info.st_mode) else None
+
     def symlink_or_file(self, path: str) -> str | None:
         """ "symlink", "file", "dir", "other" or None: what `path` is, without following it."""
         parent, _, name = path.rstrip("/").rpartition("/")

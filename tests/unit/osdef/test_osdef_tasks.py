@@ -45,6 +45,8 @@ def root(tmp_path):
     (base / "etc/passwd").write_text(PASSWD)
     (base / "etc/group").write_text(GROUP)
     (base / "etc/shadow").write_text(SHADOW)
+    os.chown(base / "etc/shadow", 0, 42)  # Debian's: root:shadow 0640
+    os.chmod(base / "etc/shadow", 0o640)
     (base / "etc/hosts").write_text("127.0.0.1\tlocalhost\n127.0.1.1\tdebian\n::1\tlocalhost\n")
     return base
 
@@ -238,6 +240,15 @@ def test_cloud_init_seed_has_static_v4_and_v6(root):
     assert network["addresses"] == ["198.51.100.5/24", "2001:db8:100::5/64"]
     assert {"to": "::/0", "via": "2001:db8:100::1"} in network["routes"]
     assert (seed / "user-data").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(("before", "after"), [(0o000, 0o000), (0o666, 0o640)])
+def test_change_password_keeps_a_stricter_shadow_mode_never_a_looser_one(root, before, after):
+    os.chown(root / "etc/shadow", 1000, 0)  # and never an owner but root
+    os.chmod(root / "etc/shadow", before)
+    run("ChangePassword", root, password_hash="$6$salt$hash")
+    written = (root / "etc/shadow").stat()
+    assert (written.st_mode & 0o777, written.st_uid, written.st_gid) == (after, 0, 0)
 
 
 def test_shadow_editing_refuses_corrupting_hashes():
