@@ -2,11 +2,12 @@
 
 The kernel is Debian's cloud kernel, fetched with `apt-get download` (no other
 download) and unpacked, never installed. The initramfs holds busybox, the tools the
-tasks run (sfdisk, blkid, e2fsck, resize2fs, xfs_growfs, btrfs, mkswap, ssh-keygen) with
+tasks run (sfdisk, blkid, e2fsck, resize2fs, xfs_growfs, btrfs, mkswap) with
 their libraries, this host's Python with the part of its standard library the tasks
 import (precompiled, in one zip), the tasks themselves, the kernel modules for virtio,
 fw_cfg, xfs and btrfs, and /init. It is uncompressed: under emulation, decompressing
-costs more than copying. The result replaces the old one atomically, with a manifest.
+costs more than copying. The result replaces the old one as one set (under a lock a
+helper run takes to open them), with a manifest.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import zipfile
 from pathlib import Path
 
 from ganeti_ext.errors import ValidationError
+from ganeti_ext.osdef.helper.vm import boot_files_lock
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +41,13 @@ TOOLS = (
     "mkswap",
     "xfs_growfs",
     "btrfs",
-    "ssh-keygen",
 )
 # Loaded at boot; the file system modules only when the root file system needs them
 # (insmod of xfs and btrfs takes over a second under emulation).
 KERNEL_MODULES = ("virtio_pci", "virtio_blk", "qemu_fw_cfg")
 FS_MODULES = ("xfs", "btrfs")
+# Compressed kernel modules (Debian 13 ships .ko.xz), unpacked for busybox insmod.
+DECOMPRESSORS = {".xz": ["xz", "-dc"], ".zst": ["zstd", "-dc"], ".gz": ["gzip", "-dc"]}
 # Not needed by the tasks and heavy to import or ship.
 STDLIB_EXCLUDES = (
     "tkinter", "unittest", "pydoc", "doctest", "email", "http", "xml", "test", "lib2to3",
@@ -157,7 +160,7 @@ class Builder:
             modules = self._modules(kernel_dir, version, root)
             python = self._python(root)
             (root / "etc").mkdir(exist_ok=True)
-            # Tools look the running user up (ssh-keygen refuses an unnamed uid 0).
+            # Tools may look the running user up: give uid 0 a name.
             (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
             (root / "etc/group").write_text("root:x:0:\n")
             (root / "init").write_text(INIT.format(modules=" ".join(modules)))
@@ -182,8 +185,9 @@ class Builder:
             }
             shutil.copy2(next((kernel_dir / "boot").glob("vmlinuz-*")), work / "vmlinuz")
             (work / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-            for name in ("vmlinuz", "initrd.img", "manifest.json"):
-                os.replace(work / name, self.output / name)
+            with boot_files_lock(self.output, shared=False):  # one set, never a mix
+                for name in ("vmlinuz", "initrd.img", "manifest.json"):
+                    os.replace(work / name, self.output / name)
         log.info("helper built: kernel %s, python %s", version, python)
         return manifest
 
@@ -240,7 +244,9 @@ class Builder:
             if relative.endswith(".ko"):
                 shutil.copy2(source, target)
             else:  # .ko.xz / .ko.zst (Debian 13): busybox insmod wants them plain
-                tool = {".xz": ["xz", "-dc"], ".zst": ["zstd", "-dc"]}[Path(relative).suffix]
+                tool = DECOMPRESSORS.get(Path(relative).suffix)
+                if tool is None:
+                    raise ValidationError(f"kernel module {relative}: unknown compression")
                 with open(target, "wb") as out:
                     self.run([*tool, str(source)], stdout=out, check=True)
             if relative in order:

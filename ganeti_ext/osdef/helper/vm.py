@@ -21,11 +21,13 @@ import stat
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ganeti_ext.errors import ValidationError
+from ganeti_ext.fsutil import file_lock
 from ganeti_ext.osdef.helper.protocol import Event, LineReader, ProtocolError
 from ganeti_ext.runner import BASE_ENV
 
@@ -35,6 +37,7 @@ QEMU = "qemu-system-x86_64"
 CONSOLE_KEEP = 64 * 1024  # the console's last bytes, for an error report
 CONNECT_TIMEOUT = 30.0
 POWEROFF_GRACE = 10.0
+BOOT_LOCK_TIMEOUT = 120.0  # a rebuild's replacing of the files takes milliseconds
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,20 @@ class HelperSpec:
     disk_fds: tuple[int, ...] = (3, 4)
     cache: str = "none"  # writeback where the disk cannot do O_DIRECT (tmpfs)
     block_device: bool = True  # a file template's disk is a regular file
+    # The kernel and initramfs opened by us under the build lock (a kernel and an
+    # initramfs of one build, even while snf-image-update-helper replaces them).
+    boot_fds: tuple[int, int] | None = None
+
+
+@contextmanager
+def boot_files_lock(directory: Path, *, shared: bool) -> Iterator[None]:
+    """The helper's files in `directory` as one set: the build replaces them holding it
+    exclusively, a run opens them holding it shared."""
+    with file_lock(
+        directory / ".build.lock", timeout=BOOT_LOCK_TIMEOUT, shared=shared,
+        busy=f"the helper VM in {directory} is being rebuilt", error=ValidationError,
+    ):  # fmt: skip
+        yield
 
 
 def qemu_argv(spec: HelperSpec) -> list[str]:
@@ -68,8 +85,8 @@ def qemu_argv(spec: HelperSpec) -> list[str]:
         "-nic", "none",
         "-no-reboot",
         "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
-        "-kernel", str(spec.kernel),
-        "-initrd", str(spec.initrd),
+        "-kernel", f"/dev/fd/{spec.boot_fds[0]}" if spec.boot_fds else str(spec.kernel),
+        "-initrd", f"/dev/fd/{spec.boot_fds[1]}" if spec.boot_fds else str(spec.initrd),
         "-append", "console=ttyS0 quiet panic=-1 loglevel=3",
         *(arg for fd in spec.disk_fds for arg in ("-add-fd", f"fd={fd},set=1")),
         "-drive",
@@ -106,11 +123,20 @@ def run_helper(
     os.chmod(spec.workdir, 0o700)
     os.chown(spec.config, account.pw_uid, account.pw_gid)
     os.chmod(spec.config, 0o600)
-    fds = _open_disk(spec.disk)
+    boot = _open_boot_files(spec)
+    try:
+        fds = _open_disk(spec.disk) + boot
+    except BaseException:
+        for fd in boot:
+            os.close(fd)
+        raise
     try:
         cache = "none" if _direct(fds[0]) else "writeback"
         block = stat.S_ISBLK(os.fstat(fds[0]).st_mode)
-        spec = replace(spec, disk_fds=tuple(fds), cache=cache, block_device=block)
+        spec = replace(
+            spec, disk_fds=tuple(fds[:2]), boot_fds=(boot[0], boot[1]), cache=cache,
+            block_device=block,
+        )  # fmt: skip
         argv = qemu_argv(spec)
         log.info("starting the helper: %s", " ".join(argv))
         process = subprocess.Popen(
@@ -149,6 +175,21 @@ def run_helper(
     if reader.outcome.kind == "error":
         raise HelperFailed(reader.outcome.text or "the helper reported an unnamed error")
     return reader.events
+
+
+def _open_boot_files(spec: HelperSpec) -> list[int]:
+    fds: list[int] = []
+    try:
+        with boot_files_lock(spec.kernel.parent, shared=True):
+            for path in (spec.kernel, spec.initrd):
+                fds.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+    except OSError as err:
+        for fd in fds:
+            os.close(fd)
+        raise HelperFailed(
+            f"the helper VM's {err.filename}: {err.strerror} (run snf-image-update-helper)"
+        ) from None
+    return fds
 
 
 def _open_disk(path: str) -> list[int]:
