@@ -70,7 +70,7 @@ def store_ready() -> bool:
 
 def kvm_hvparams(kernel: Path, initrd: Path) -> str:
     # qemu-system-x86_64, not /usr/bin/kvm: the latter turns KVM on by its own name and
-    # /dev/kvm here is PVM, under which ordinary guest kernels hang (LAB.md). TCG works.
+    # /dev/kvm on this machine kind is PVM, under which ordinary guest kernels hang. TCG works.
     params = {
         "kvm_path": "/usr/bin/qemu-system-x86_64",
         "kernel_path": str(kernel),

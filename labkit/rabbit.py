@@ -1,4 +1,4 @@
-"""RabbitMQ on the master namespace's loopback (LAB.md: ready in about 11 s)."""
+"""RabbitMQ on the master namespace's loopback (ready in about 11 s)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from labkit import settings
-from labkit.sh import in_node
+from labkit.sh import LabError, in_node
 
 EVENTD = "/usr/sbin/snf-ganeti-eventd"
 STATUSES = ("queued", "running", "success")
@@ -79,13 +79,19 @@ class ScratchEventd:
             *extra,
         ]
 
-    def start(self, *extra: str, settle: float = 1.5) -> subprocess.Popen:
+    def start(self, *extra: str, timeout: float = 30.0) -> subprocess.Popen:
+        """Start it and wait until it watches the queue (its log says so)."""
+        already = self.log_text().count("watching ")
         self.proc = subprocess.Popen(
             in_node(settings.MASTER, self.argv(*extra)),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(settle)  # let it start watching before jobs appear
+        deadline = time.monotonic() + timeout
+        while self.log_text().count("watching ") <= already:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise LabError(f"eventd did not start watching {self.queue}:\n{self.log_text()}")
+            time.sleep(0.05)
         return self.proc
 
     def run_catch_up(self) -> subprocess.Popen:

@@ -59,7 +59,7 @@ NODES = {
 }
 MASTER = NODES[1]
 
-# Directories a secondary node gets privately (LAB.md: Ganeti state is per node,
+# Directories a secondary node gets privately (Ganeti state is per node,
 # /etc/ganeti and /srv stay shared, like shared storage between real nodes).
 NODE_PRIVATE_DIRS = ("/var/lib/ganeti", "/run/ganeti", "/var/log/ganeti", "/etc/ssh", "/root/.ssh")
 # The suite's node-local state: a secondary node gets these empty (same directory tree,

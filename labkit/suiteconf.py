@@ -17,7 +17,7 @@ SNF_IMAGE_CONF = Path("/etc/snf-image/snf-image.conf")
 
 
 def snf_image_conf() -> str:
-    # /dev/kvm here is PVM, under which ordinary guest kernels hang: emulate (LAB.md).
+    # /dev/kvm on this machine kind is PVM, under which ordinary guest kernels hang: emulate.
     return "# ganeti-ext lab: the helper VM under software emulation\n[helper]\naccel = tcg\n"
 
 

@@ -12,7 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
-from labkit.sh import LabError, run
+from labkit.sh import LabError, log, run
 
 SCRATCH_ROOT = Path("/var/tmp/ganeti-ext-xfs")
 
@@ -47,9 +47,11 @@ def make(image: Path, mountpoint: Path, size: str) -> None:
         return
     image.parent.mkdir(parents=True, exist_ok=True)
     mountpoint.mkdir(parents=True, exist_ok=True)
-    if not image.exists():
-        run(["truncate", "-s", size, image])
-        run(["mkfs.xfs", "-q", "-f", "-m", "reflink=1", image], timeout=300)
+    if not image.exists():  # made aside and renamed: an interrupted mkfs is never reused
+        partial = image.with_name(image.name + ".partial")
+        run(["truncate", "-s", size, partial])
+        run(["mkfs.xfs", "-q", "-f", "-m", "reflink=1", partial], timeout=300)
+        partial.rename(image)
     device = run(["losetup", "--direct-io=on", "--find", "--show", image]).stdout.strip()
     proc = run(["mount", device, mountpoint], timeout=120, check=False)
     if proc.returncode != 0 or mounted_fs(mountpoint) != "xfs":
@@ -123,5 +125,7 @@ def clear_stale_scratch() -> None:
     for base in SCRATCH_ROOT.iterdir():
         owner = base.name.split("-", 1)[0]
         if owner.isdigit() and not Path(f"/proc/{owner}").exists():
-            unmount(base / "mnt")
-            shutil.rmtree(base, ignore_errors=True)
+            try:  # its volumes' loop devices first, or the unmount fails
+                drop_scratch(base / "mnt")
+            except LabError as err:  # one stuck leftover must not block every new scratch
+                log(f"stale scratch file system {base} left in place: {err}")

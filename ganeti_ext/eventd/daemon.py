@@ -202,6 +202,7 @@ class Eventd:
                 if watcher.setup():
                     waiting_for_queue = False
                     self._full_scan()
+                    log.info("watching %s", self.layout.queue_dir)
                 else:
                     log.warning("job queue %s not there (yet); retrying", self.layout.queue_dir)
                     if self.stop_requested.wait(HOUSEKEEPING_INTERVAL):
