@@ -54,22 +54,26 @@ def _in_store(path: Path) -> str:
 
 def add_argv(
     name: str,
-    origin: str,
+    origin: str | None,
     *,
     node: Node,
     backend: str,
     profile: str = "limited",
     password: str | None = None,
+    copy_of: str | None = None,
 ) -> list[str]:
     """`gnt-instance add` of a VM as a user of the cloud gets it: a clone of `origin`
     (image or snapshot) in the store, personalized by snf-image with the lab's key (and
     `password` as a secret OS parameter), booting from its own disk, with a NIC on the
-    lab's network in firewall profile `profile`."""
+    lab's network in firewall profile `profile`. With `copy_of` (an image in snf-image's
+    directory) instead of an origin: the image written onto a blank disk, then
+    personalized, as upstream snf-image deploys."""
     secret = ["--os-parameters-secret", f"img_passwd={password}"] if password else []
+    disk = "0:size=3G,provider=archipelago" + (f",origin={origin}" if origin else "")
+    image = f"img_id={copy_of},img_format=diskdump" if copy_of else "img_id=null"
     return [
-        "gnt-instance", "add", "-t", "ext",
-        "--disk", f"0:size=3G,provider=archipelago,origin={origin}",
-        "-o", "snf-image+default", "-O", f"img_id=null,auth_keys={public_key()}", *secret,
+        "gnt-instance", "add", "-t", "ext", "--disk", disk,
+        "-o", "snf-image+default", "-O", f"{image},auth_keys={public_key()}", *secret,
         "-H", OWN_KERNEL, "-B", backend,
         "--net", f"0:network={settings.NETWORK.name},ip=pool",
         "--tags", f"synnefo:network:0:{profile}",

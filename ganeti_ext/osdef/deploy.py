@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 QEMU_IMG_TIMEOUT = 6 * 3600.0
 WIPE_BYTES = 1024 * 1024
+QCOW2_OVERHEAD = 64 * 1024 * 1024  # a qcow2 container's allowance beyond its virtual size
 
 
 class Deployment:
@@ -91,15 +92,19 @@ class Deployment:
                 self._qcow2(source, compression, inner_head, chunks)
             else:
                 self._stream(source, compression, inner_head, chunks)
-            if self.checksum is not None:
-                while source.read(1024 * 1024):
-                    pass  # the checksum covers the whole source, trailing bytes too
+            self._verify_checksum(source)
         finally:
             source.close()
-        if self.checksum is not None:
-            got = source.sha256.hexdigest()
-            if got != self.checksum:
-                raise ValidationError(f"SHA-256 is {got}, not the expected {self.checksum}")
+
+    def _verify_checksum(self, source: Source) -> None:
+        """Compare the SHA-256 of the whole source, trailing bytes too, if one was given."""
+        if self.checksum is None:
+            return
+        while source.read(1024 * 1024):
+            pass
+        got = source.sha256.hexdigest()
+        if got != self.checksum:
+            raise ValidationError(f"SHA-256 is {got}, not the expected {self.checksum}")
 
     def _check_claim(self, inner: str, head: bytes) -> None:
         claimed = self.img_format
@@ -191,10 +196,23 @@ class Deployment:
             else:
                 self.scratch_dir.mkdir(parents=True, exist_ok=True)
                 scratch = self.scratch_dir / f"{os.getpid()}.qcow2"
-                with open(scratch, "wb") as out:
+                scratch.unlink(missing_ok=True)  # a killed run's, with our pid
+                # Its metadata is a small part of its virtual size: a container far
+                # bigger than that is a bomb meant to fill the node's disk.
+                limit = header.size + header.size // 64 + QCOW2_OVERHEAD
+                written = 0
+                fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+                with os.fdopen(fd, "wb") as out:
                     for chunk in chunks:
+                        written += len(chunk)
+                        if written > limit:
+                            raise ValidationError(
+                                f"the qcow2 container is over {limit} bytes for a "
+                                f"{header.size}-byte disk"
+                            )
                         out.write(chunk)
                 path = scratch
+            self._verify_checksum(source)  # before qemu-img parses a byte of it
             size = qemuimg.parse_info(
                 self.runner.run(qemuimg.info_argv(path), timeout=120).stdout_text,
                 self.ref.description,
