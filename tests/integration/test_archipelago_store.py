@@ -202,6 +202,10 @@ def test_bombs_and_impostors_are_refused(store, xfs_dir):
     empty.write_bytes(b"")
     with pytest.raises(ValidationError, match="is empty"):
         import_image(store, ImportRequest(str(empty), "empty"))
+    padded = qcow2(xfs_dir / "padded.qcow2", size="16M")  # + 100 MiB its header never names
+    padded.write_bytes(lzma.compress(padded.read_bytes() + bytes(100 * MIB)))
+    with pytest.raises(ValidationError, match="the qcow2 container is over"):
+        import_image(store, ImportRequest(str(padded), "padded"))
     assert store.origin_names() == []
     clean(store)
 

@@ -29,6 +29,7 @@ from ganeti_ext.runner import DEFAULT_RUNNER, Runner
 log = logging.getLogger(__name__)
 
 QEMU_IMG_TIMEOUT = 6 * 3600.0
+QCOW2_OVERHEAD = 64 * 1024 * 1024  # a qcow2 container's allowance beyond its virtual size
 
 # (phase, bytes done, bytes in all or None): what a progress display is told.
 ProgressFn = Callable[[str, int, int | None], None]
@@ -156,7 +157,7 @@ def _decode_into(
             chunks, limit=request.max_size, what=source.description, progress=report("import")
         )
         return kind, True
-    formats.parse_qcow2_header(inner_head, request.max_size)
+    header = formats.parse_qcow2_header(inner_head, request.max_size)
     if compression is None and source.path is not None:
         qcow2_file = source.path
         # The checksum still has to see every byte of the file.
@@ -165,7 +166,10 @@ def _decode_into(
                 progress("checksum", source.position, source.size)
     else:
         qcow2_file = ingest.op.path / "image.qcow2"
-        _write_all(qcow2_file, chunks, report("download"))
+        # Its metadata is a small part of its virtual size: a container far bigger than
+        # that is a bomb meant to fill the store.
+        limit = header.size + header.size // 64 + QCOW2_OVERHEAD
+        _write_all(qcow2_file, chunks, report("download"), limit, source.description)
     size = qemuimg.parse_info(
         runner.run(qemuimg.info_argv(qcow2_file), timeout=120).stdout_text, source.description
     )
@@ -188,12 +192,20 @@ def _decode_into(
     return kind, True
 
 
-def _write_all(path: Path, chunks: Iterator[bytes], progress: Callable[[int], None] | None) -> None:
+def _write_all(
+    path: Path,
+    chunks: Iterator[bytes],
+    progress: Callable[[int], None] | None,
+    limit: int,
+    what: str,
+) -> None:
     written = 0
     with open(path, "wb") as out:
         for chunk in chunks:
-            out.write(chunk)
             written += len(chunk)
+            if written > limit:
+                raise ValidationError(f"{what}: the qcow2 container is over {limit} bytes")
+            out.write(chunk)
             if progress is not None:
                 progress(written)
 
