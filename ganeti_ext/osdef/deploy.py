@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 
 QEMU_IMG_TIMEOUT = 6 * 3600.0
 WIPE_BYTES = 1024 * 1024
-QCOW2_OVERHEAD = 64 * 1024 * 1024  # a qcow2 container's allowance beyond its virtual size
 
 
 class Deployment:
@@ -89,10 +88,10 @@ class Deployment:
             inner = formats.detect(inner_head[: formats.SNIFF_BYTES]) if compression else outer
             self._check_claim(inner, inner_head)
             if inner == formats.QCOW2:
-                self._qcow2(source, compression, inner_head, chunks)
+                self._qcow2(source, compression, inner_head, chunks)  # checks it before qemu-img
             else:
                 self._stream(source, compression, inner_head, chunks)
-            self._verify_checksum(source)
+                self._verify_checksum(source)
         finally:
             source.close()
 
@@ -197,9 +196,7 @@ class Deployment:
                 self.scratch_dir.mkdir(parents=True, exist_ok=True)
                 scratch = self.scratch_dir / f"{os.getpid()}.qcow2"
                 scratch.unlink(missing_ok=True)  # a killed run's, with our pid
-                # Its metadata is a small part of its virtual size: a container far
-                # bigger than that is a bomb meant to fill the node's disk.
-                limit = header.size + header.size // 64 + QCOW2_OVERHEAD
+                limit = header.container_limit
                 written = 0
                 fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
                 with os.fdopen(fd, "wb") as out:

@@ -63,6 +63,9 @@ def detect(head: bytes) -> str:
     return RAW
 
 
+QCOW2_OVERHEAD = 64 * 1024 * 1024  # a qcow2 container's allowance beyond its virtual size
+
+
 @dataclass(frozen=True)
 class Qcow2Header:
     version: int
@@ -74,6 +77,12 @@ class Qcow2Header:
     @property
     def cluster_size(self) -> int:
         return 1 << self.cluster_bits
+
+    @property
+    def container_limit(self) -> int:
+        """The most bytes a genuine container of this virtual size takes: its metadata is
+        a small part of it, so a far bigger file is a bomb meant to fill a disk."""
+        return self.size + self.size // 64 + QCOW2_OVERHEAD
 
 
 def parse_qcow2_header(head: bytes, limit: int) -> Qcow2Header:

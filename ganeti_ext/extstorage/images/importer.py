@@ -29,7 +29,6 @@ from ganeti_ext.runner import DEFAULT_RUNNER, Runner
 log = logging.getLogger(__name__)
 
 QEMU_IMG_TIMEOUT = 6 * 3600.0
-QCOW2_OVERHEAD = 64 * 1024 * 1024  # a qcow2 container's allowance beyond its virtual size
 
 # (phase, bytes done, bytes in all or None): what a progress display is told.
 ProgressFn = Callable[[str, int, int | None], None]
@@ -166,9 +165,7 @@ def _decode_into(
                 progress("checksum", source.position, source.size)
     else:
         qcow2_file = ingest.op.path / "image.qcow2"
-        # Its metadata is a small part of its virtual size: a container far bigger than
-        # that is a bomb meant to fill the store.
-        limit = header.size + header.size // 64 + QCOW2_OVERHEAD
+        limit = header.container_limit
         _write_all(qcow2_file, chunks, report("download"), limit, source.description)
     size = qemuimg.parse_info(
         runner.run(qemuimg.info_argv(qcow2_file), timeout=120).stdout_text, source.description

@@ -201,23 +201,24 @@ class Guest:
             return False
         return True
 
-    def file_stat(self, path: str) -> os.stat_result | None:
-        """The status of `path` if it is a regular file (not followed if a link), else None."""
+    def lstat(self, path: str) -> os.stat_result | None:
+        """The status of `path` itself (a link is not followed), or None if it is not there."""
         parent, _, name = path.rstrip("/").rpartition("/")
         try:
             with self.directory(parent or "/") as dir_fd:
-                info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         except (OSError, GuestPathError):
             return None
-        return info if stat.S_ISREG(info.st_mode) else None
+
+    def file_stat(self, path: str) -> os.stat_result | None:
+        """The status of `path` if it is a regular file (not followed if a link), else None."""
+        info = self.lstat(path)
+        return info if info is not None and stat.S_ISREG(info.st_mode) else None
 
     def symlink_or_file(self, path: str) -> str | None:
         """ "symlink", "file", "dir", "other" or None: what `path` is, without following it."""
-        parent, _, name = path.rstrip("/").rpartition("/")
-        try:
-            with self.directory(parent or "/") as dir_fd:
-                info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        except (OSError, GuestPathError):
+        info = self.lstat(path)
+        if info is None:
             return None
         if stat.S_ISLNK(info.st_mode):
             return "symlink"
