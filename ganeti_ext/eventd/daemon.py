@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ganeti_ext import paths
 from ganeti_ext.amqp.publisher import Publisher
 from ganeti_ext.eventd import catchup
 from ganeti_ext.eventd.backoff import Backoff
@@ -30,6 +31,7 @@ from ganeti_ext.events.instances import ConfigReader
 from ganeti_ext.events.jobfile import JobFileError, read_job_file
 from ganeti_ext.events.messages import Context
 from ganeti_ext.logsetup import redact_url
+from ganeti_ext.network import settings as network_settings
 from ganeti_ext.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,8 @@ class Layout:
     queue_dir: Path
     state_dir: Path
     ganeti_data_dir: Path
+    # FIREWALL_TAG_PREFIX comes from snf-network's settings (one resolver, one prefix).
+    snf_network_defaults: Path = Path(paths.SNF_NETWORK_DEFAULTS)
 
     @property
     def outbox_dir(self) -> Path:
@@ -91,7 +95,11 @@ class Eventd:
         self.outbox = Outbox(layout.outbox_dir, fsync=fsync)
         self.spool = Spool(layout.spool_dir, fsync=fsync)
         self.state = StateDB(layout.state_db)
-        self.ganeti_config = ConfigReader(layout.config_data)
+        # NICs are reported with the firewall profile the NIC script applies.
+        self.ganeti_config = ConfigReader(
+            layout.config_data,
+            network_settings.load(layout.snf_network_defaults).firewall_tag_prefix,
+        )
         self.cluster = self._cluster_name()
         self.master = MasterCheck(layout.master_file, forced=assume_master)
         self.processor = Processor(self.state, self.outbox, self._context)

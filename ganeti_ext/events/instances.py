@@ -10,51 +10,39 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Any
 
+from ganeti_ext import firewall
+
 log = logging.getLogger(__name__)
 
-FIREWALL_TAG = re.compile(
-    r"^synnefo:network:(?P<nic>[^:]+):(?P<profile>protected|limited|unprotected)$"
-)
 
-
-def firewall_profiles(tags: list[str]) -> dict[str, str]:
-    """NIC index/name/uuid -> firewall profile, from `synnefo:network:<nic>:<profile>` tags."""
-    profiles = {}
-    for tag in tags:
-        match = FIREWALL_TAG.match(tag)
-        if match:
-            profiles[match.group("nic")] = match.group("profile")
-    return profiles
-
-
-def instance_details(config: dict[str, Any], name: str) -> dict[str, Any] | None:
-    """instance_nics, instance_disks and instance_hvparams of instance `name` (None: unknown)."""
+def instance_details(
+    config: dict[str, Any], name: str, tag_prefix: str = firewall.DEFAULT_TAG_PREFIX
+) -> dict[str, Any] | None:
+    """instance_nics, instance_disks, instance_hvparams and tags of instance `name`
+    (None: unknown)."""
     instance = next(
         (item for item in config.get("instances", {}).values() if item.get("name") == name),
         None,
     )
     if instance is None:
         return None
-    return details_of(config, instance)
+    return details_of(config, instance, tag_prefix)
 
 
-def details_of(config: dict[str, Any], instance: dict[str, Any]) -> dict[str, Any]:
+def details_of(
+    config: dict[str, Any], instance: dict[str, Any], tag_prefix: str = firewall.DEFAULT_TAG_PREFIX
+) -> dict[str, Any]:
     """The message fields describing one instance entry of config.data."""
     networks = config.get("networks", {})
-    profiles = firewall_profiles(instance.get("tags") or [])
+    tags = [str(tag) for tag in instance.get("tags") or []]
     nics = []
     for index, nic in enumerate(instance.get("nics") or []):
         nicparams = nic.get("nicparams") or {}
         network = networks.get(nic.get("network") or "", {}).get("name")
-        firewall = None
-        for key in (str(index), nic.get("name"), nic.get("uuid")):
-            if key and key in profiles:
-                firewall = profiles[key]
-                break
+        keys = firewall.nic_keys(index, nic.get("name"), nic.get("uuid"))
         nics.append(
             {
                 "name": nic.get("name"),
@@ -64,7 +52,7 @@ def details_of(config: dict[str, Any], instance: dict[str, Any]) -> dict[str, An
                 "mode": nicparams.get("mode"),
                 "link": nicparams.get("link"),
                 "uuid": nic.get("uuid"),
-                "firewall": firewall,
+                "firewall": firewall.profile_for(tags, keys, tag_prefix),
             }
         )
     all_disks = config.get("disks", {})
@@ -77,6 +65,7 @@ def details_of(config: dict[str, Any], instance: dict[str, Any]) -> dict[str, An
         "instance_nics": nics,
         "instance_disks": disks,
         "instance_hvparams": _filled_hvparams(config, instance),
+        "tags": tags,
     }
 
 
@@ -99,8 +88,9 @@ class ConfigReader:
     a burst of messages costs one parse per configuration version, not one per message.
     """
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, tag_prefix: str = firewall.DEFAULT_TAG_PREFIX) -> None:
         self.path = Path(path)
+        self.tag_prefix = tag_prefix
         self._stamp: tuple[int, int, int] | None = None
         self._index: dict[str, dict[str, Any] | None] = {}
         self._cluster: dict[str, Any] = {}
@@ -126,7 +116,7 @@ class ConfigReader:
         cluster = config.get("cluster", {})
         self._cluster = {"name": cluster.get("cluster_name"), "uuid": cluster.get("uuid")}
         self._index = {
-            item["name"]: details_of(config, item)
+            item["name"]: details_of(config, item, self.tag_prefix)
             for item in (config.get("instances") or {}).values()
             if isinstance(item, dict) and item.get("name")
         }

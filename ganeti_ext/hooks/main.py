@@ -24,6 +24,7 @@ from ganeti_ext.environ import hooks as hook_env
 from ganeti_ext.errors import GanetiExtError
 from ganeti_ext.hooks import neighbours, node, notify
 from ganeti_ext.network import hook as nic_hook
+from ganeti_ext.network import settings as network_settings
 from ganeti_ext.runner import DEFAULT_RUNNER, Runner
 from ganeti_ext.spool import Spool
 
@@ -69,7 +70,9 @@ def run(env: Mapping[str, str], context: HookContext | None = None) -> Outcome:
         return outcome
     me = node.own_name(context.getfqdn)
     if node.is_master(me, node.master_name(context.paths.ganeti_data_dir), parsed.master):
-        message = notify.build(parsed, context.clock(), node=me)
+        message = notify.build(
+            parsed, context.clock(), node=me, tag_prefix=_firewall_tag_prefix(context.paths)
+        )
         if message is not None:
             try:
                 context.spool().put(message)
@@ -95,6 +98,15 @@ def run(env: Mapping[str, str], context: HookContext | None = None) -> Outcome:
         outcome.cleaned = neighbours.clean_up(parsed.pre.instance, context.runner)
     outcome.nics = nic_hook.after_hook(parsed, context.paths)
     return outcome
+
+
+def _firewall_tag_prefix(where: paths.Paths) -> str:
+    # The NIC script refuses a bad defaults file loudly; a hook must not fail the job.
+    try:
+        return network_settings.load(where.snf_network_defaults).firewall_tag_prefix
+    except GanetiExtError as err:
+        log.error("firewall profiles reported with the default tag prefix: %s", err)
+        return network_settings.Settings().firewall_tag_prefix
 
 
 def main(env: Mapping[str, str] | None = None, context: HookContext | None = None) -> NoReturn:

@@ -12,9 +12,9 @@ import math
 import uuid
 from typing import Any
 
+from ganeti_ext import firewall
 from ganeti_ext.amqp import routing
 from ganeti_ext.environ.hooks import HookEnv, HookInstance, HookView
-from ganeti_ext.events.instances import firewall_profiles
 from ganeti_ext.spool import OutgoingMessage
 
 MESSAGE_TYPE = "ganeti-hook"
@@ -59,16 +59,13 @@ def _instance_view(env: HookEnv) -> HookInstance | None:
     return env.pre.instance
 
 
-def nic_list(instance: HookInstance) -> list[dict[str, Any]]:
+def nic_list(
+    instance: HookInstance, tag_prefix: str = firewall.DEFAULT_TAG_PREFIX
+) -> list[dict[str, Any]]:
     """NICs in the shape of instance_nics in ganeti-op-status messages."""
-    profiles = firewall_profiles(list(instance.tags))
     nics = []
     for nic in instance.nics:
-        firewall = None
-        for key in (str(nic.index), nic.name, nic.uuid):
-            if key and key in profiles:
-                firewall = profiles[key]
-                break
+        keys = firewall.nic_keys(nic.index, nic.name, nic.uuid)
         nics.append(
             {
                 "name": nic.name,
@@ -78,7 +75,7 @@ def nic_list(instance: HookInstance) -> list[dict[str, Any]]:
                 "mode": nic.mode,
                 "link": nic.link,
                 "uuid": nic.uuid,
-                "firewall": firewall,
+                "firewall": firewall.profile_for(instance.tags, keys, tag_prefix),
             }
         )
     return nics
@@ -100,8 +97,16 @@ def _network_fields(view: HookView) -> dict[str, Any]:
     }
 
 
-def build(env: HookEnv, now: float, node: str | None = None) -> OutgoingMessage | None:
-    """The message for one hook run; None for hook paths this suite does not report."""
+def build(
+    env: HookEnv,
+    now: float,
+    node: str | None = None,
+    tag_prefix: str = firewall.DEFAULT_TAG_PREFIX,
+) -> OutgoingMessage | None:
+    """The message for one hook run; None for hook paths this suite does not report.
+
+    `tag_prefix` is snf-network's FIREWALL_TAG_PREFIX, so NICs carry the profile the NIC
+    script applied."""
     if env.hooks_path not in HPATHS:
         return None
     view = env.post if env.post is not None else env.pre
@@ -127,7 +132,7 @@ def build(env: HookEnv, now: float, node: str | None = None) -> OutgoingMessage 
         body["instance"] = name
         if instance is not None:
             body["status"] = admin_status(instance.status)
-            body["nics"] = nic_list(instance)
+            body["nics"] = nic_list(instance, tag_prefix)
             body["tags"] = list(instance.tags)
             body["primary"] = instance.primary
         new_name = (env.post.instance_new_name if env.post else None) or env.pre.instance_new_name

@@ -9,12 +9,12 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from ganeti_ext import firewall
 from ganeti_ext.bindings import eui64_address
 from ganeti_ext.environ.nic import NicRequest
 from ganeti_ext.errors import ValidationError
 from ganeti_ext.network.settings import Settings
 
-PROFILES = ("protected", "limited", "unprotected")
 LINK_LOCAL = ipaddress.IPv6Network("fe80::/64")
 
 
@@ -56,28 +56,6 @@ class NicPlan:
         return self.profile in ("protected", "limited")
 
 
-def firewall_profile(
-    tags: tuple[str, ...] | list[str],
-    prefix: str,
-    keys: tuple[str | None, ...],
-) -> str | None:
-    """The profile the instance tags give the NIC known by `keys` (index, name, uuid).
-
-    Tags are `<prefix><key>:<profile>`; the last matching tag wins (Ganeti keeps tags
-    sorted, so two contradicting tags resolve the same way on every node). Unknown
-    profile names are ignored, as upstream did.
-    """
-    wanted = {key for key in keys if key}
-    chosen = None
-    for tag in tags:
-        if not tag.startswith(prefix):
-            continue
-        nic, sep, profile = tag[len(prefix) :].rpartition(":")
-        if sep and nic in wanted and profile in PROFILES:
-            chosen = profile
-    return chosen
-
-
 def plan_nic(request: NicRequest, settings: Settings) -> NicPlan:
     """The plan for one NIC; raises ValidationError for what cannot be configured."""
     mode = request.mode or "bridged"
@@ -105,11 +83,7 @@ def plan_nic(request: NicRequest, settings: Settings) -> NicPlan:
     ipv6 = None
     if subnet6 is not None and subnet6.prefixlen == 64 and request.mac:
         ipv6 = eui64_address(subnet6, request.mac)
-    keys = (
-        str(request.index) if request.index is not None else None,
-        request.name,
-        request.uuid,
-    )
+    keys = firewall.nic_keys(request.index, request.name, request.uuid)
     return NicPlan(
         tap=request.interface,
         instance=request.instance,
@@ -123,7 +97,7 @@ def plan_nic(request: NicRequest, settings: Settings) -> NicPlan:
         subnet6=subnet6,
         gateway6=network.gateway6 if network else None,
         network_tags=tags,
-        profile=firewall_profile(request.instance_tags, settings.firewall_tag_prefix, keys),
+        profile=firewall.profile_for(request.instance_tags, keys, settings.firewall_tag_prefix),
         nfdhcpd=settings.nfdhcpd_tag in tags and request.mac is not None,
         private_filtered=settings.private_filtered_tag in tags,
         masq=settings.masq_tag in tags and ipv4 is not None,

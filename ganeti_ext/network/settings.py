@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 
-from ganeti_ext import paths
+from ganeti_ext import firewall, paths
 from ganeti_ext.errors import ConfigError
 
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}\Z")
@@ -30,7 +30,7 @@ class Settings:
     nfdhcpd_tag: str = "nfdhcpd"
     private_filtered_tag: str = "private-filtered"
     masq_tag: str = "masq"
-    firewall_tag_prefix: str = "synnefo:network:"
+    firewall_tag_prefix: str = firewall.DEFAULT_TAG_PREFIX
     # Two bits of the packet mark carry a bridged packet's firewall profile from the
     # bridge table to the inet one (see nftrules); nothing else on the host may use them.
     firewall_mark_mask: int = 0x00300000

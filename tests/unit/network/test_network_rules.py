@@ -12,7 +12,7 @@ from ganeti_ext.environ import nic as nic_env
 from ganeti_ext.environ.reader import read_env_file
 from ganeti_ext.errors import ConfigError, ValidationError
 from ganeti_ext.network import announce, links, nftrules, settings
-from ganeti_ext.network.plan import firewall_profile, plan_nic
+from ganeti_ext.network.plan import plan_nic
 
 BRIDGED = {
     "INTERFACE": "tap0",
@@ -74,27 +74,6 @@ def test_bad_settings_name_the_key(text, key):
 
 
 # -- plans and profiles -----------------------------------------------------------------
-@pytest.mark.parametrize(
-    "tags, expected",
-    [
-        pytest.param((), None, id="none"),
-        pytest.param(("synnefo:network:0:limited",), "limited", id="index"),
-        pytest.param(("synnefo:network:mgmt:protected",), "protected", id="name"),
-        pytest.param(
-            ("synnefo:network:87be0ad4-775b-4f69-a939-8680e0775eba:unprotected",),
-            "unprotected",
-            id="uuid",
-        ),
-        pytest.param(("synnefo:network:1:limited",), None, id="other-nic"),
-        pytest.param(("synnefo:network:0:open",), None, id="unknown-profile"),
-        pytest.param(("owner:alice", "synnefo:network:0:protected"), "protected", id="mixed"),
-    ],
-)
-def test_firewall_profile_from_tags(tags, expected):
-    keys = ("0", "mgmt", "87be0ad4-775b-4f69-a939-8680e0775eba")
-    assert firewall_profile(tags, "synnefo:network:", keys) == expected
-
-
 def test_plan_of_real_capture():
     env = read_env_file(Path("tests/data/env/real/nic-bridged-network.env").read_text())
     got = plan_nic(nic_env.parse(env), settings.Settings())
