@@ -1,4 +1,4 @@
-"""Routing keys of the messages a Synnefo-style cloud layer consumes (see REFERENCE.md).
+"""Routing keys of the messages a Synnefo-style cloud layer consumes (docs/amqp-contract.md).
 
 | type                          | routing key                  |
 | ganeti-op-status              | ganeti.<prefix>.event.op      |
@@ -19,7 +19,13 @@ OP_STATUS = "ganeti-op-status"
 NETWORK_STATUS = "ganeti-network-status"
 CLUSTER_STATUS = "ganeti-cluster-status"
 HEARTBEAT = "eventd-heartbeat"
-IMAGE_TYPES = ("image-copy-progress", "image-info", "image-error", "image-helper")
+IMAGE_TYPES = (
+    "image-copy-progress",
+    "image-info",
+    "image-warning",
+    "image-error",
+    "image-helper",
+)
 
 CLUSTER_ROUTING_KEY = "ganeti.event.cluster"
 HEARTBEAT_ROUTING_KEY = "eventd.heartbeat"

@@ -113,7 +113,10 @@ class SchemaValidator:
 
     @classmethod
     def from_directory(cls, directory: Path = SCHEMA_DIR) -> SchemaValidator:
-        return cls(load_schemas(directory))
+        """The repository's schemas, loosened to what upstream Cyclades accepts."""
+        return cls(
+            {kind: liberal(kind, schema) for kind, schema in load_schemas(directory).items()}
+        )
 
     @property
     def types(self) -> tuple[str, ...]:
@@ -129,6 +132,51 @@ class SchemaValidator:
         if error is not None:
             where = "/".join(str(part) for part in error.path) or "(message)"
             raise Rejected(f"schema {message_type}: {where}: {error.message}")
+
+
+# What upstream Cyclades needs of each type (docs/amqp-contract.md, "What a consumer
+# must accept"); the producer's schemas are stricter, and a consumer that held others
+# to them would reject genuine upstream traffic (NICs without `firewall`, progress
+# events with snf-image's `timestamp`, a cluster status with `logmsg`).
+UPSTREAM_REQUIRED: Mapping[str, tuple[str, ...]] = {
+    routing.OP_STATUS: ("type", "instance", "operation", "status", "jobId", "event_time"),
+    routing.NETWORK_STATUS: ("type", "network", "operation", "status", "jobId", "event_time"),
+    routing.CLUSTER_STATUS: ("type", "cluster", "operation"),
+    routing.HEARTBEAT: ("type", "cluster"),
+    "image-copy-progress": ("type", "instance", "event_time", "progress"),
+    **{kind: ("type", "instance", "event_time") for kind in routing.IMAGE_TYPES[1:]},
+}
+# Inside a message: only a disk's size is needed (Cyclades reads it for quotas).
+NESTED_REQUIRED: Mapping[str, tuple[str, ...]] = {"instance_disks": ("size",)}
+
+
+def liberal(message_type: str, schema: Mapping[str, Any]) -> dict[str, Any]:
+    """`schema` accepting what upstream accepts: extra fields anywhere, and only the
+    fields upstream reads required (ganeti-hook, ours alone, keeps its own)."""
+    loose = _loosen(schema, None)
+    if message_type in UPSTREAM_REQUIRED:
+        loose["required"] = [key for key in UPSTREAM_REQUIRED[message_type]]
+        for keyword in ("anyOf", "oneOf"):
+            loose.pop(keyword, None)  # "messages or stderr": upstream takes neither too
+    return loose
+
+
+def _loosen(node: Any, owner: str | None) -> Any:
+    if isinstance(node, list):
+        return [_loosen(item, owner) for item in node]
+    if not isinstance(node, dict):
+        return node
+    loose = {}
+    for key, value in node.items():
+        if key == "additionalProperties" and value is False:
+            continue
+        if key == "properties" and isinstance(value, dict):
+            loose[key] = {name: _loosen(sub, name) for name, sub in value.items()}
+        elif key == "required" and owner is not None:
+            loose[key] = [name for name in value if name in NESTED_REQUIRED.get(owner, ())]
+        else:
+            loose[key] = _loosen(value, owner)
+    return loose
 
 
 def load_schemas(directory: Path = SCHEMA_DIR) -> dict[str, dict[str, Any]]:
@@ -244,6 +292,8 @@ def _check_fields(message_type: str, body: Mapping[str, Any]) -> None:
     for key in ("instance_nics", "instance_disks"):
         if key in body and not isinstance(body[key], list):
             raise Rejected(f"{message_type}: {key} must be a list")
+    if message_type == routing.OP_STATUS and "logmsg" not in body:
+        raise Rejected(f"{message_type}: logmsg is missing (null is fine)")
     for key in ("job_fields", "instance_hvparams"):
         if key in body and body[key] is not None and not isinstance(body[key], dict):
             raise Rejected(f"{message_type}: {key} must be an object")

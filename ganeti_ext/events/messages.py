@@ -1,4 +1,4 @@
-"""The AMQP messages of one opcode status change (types and fields: REFERENCE.md).
+"""The AMQP messages of one opcode status change (types and fields: docs/amqp-contract.md).
 
 `build` is a function of the job file's content, the opcode index and the status (plus
 the instance's configuration for finalized instance operations), so a message rebuilt
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ganeti_ext.amqp import routing
-from ganeti_ext.events.jobfile import ERROR, FINAL_STATUSES, SUCCESS, Job, OpCode
-from ganeti_ext.events.secrets import scrub
+from ganeti_ext.events.jobfile import ERROR, FINAL_STATUSES, SUCCESS, WAITING, Job, OpCode
+from ganeti_ext.events.secrets import replayable, scrub
 from ganeti_ext.events.transitions import event_time, log_message
 from ganeti_ext.spool import OutgoingMessage
 
@@ -28,6 +28,10 @@ DETAILED_OPS = frozenset(
         "OP_INSTANCE_GROW_DISK",
     }
 )
+# ... and also after their failure or cancellation: a half-applied change leaves the
+# instance's NICs and disks as they are now, and the cloud layer must know it.
+SYNCED_ON_FAILURE_OPS = frozenset({"OP_INSTANCE_SET_PARAMS", "OP_INSTANCE_GROW_DISK"})
+INSTANCE_DETAIL_FIELDS = ("instance_nics", "instance_disks", "instance_hvparams")
 JOB_FIELDS_OPS = frozenset({"OP_INSTANCE_CREATE", "OP_INSTANCE_SET_PARAMS"})
 INSTANCE_JOB_FIELDS = ("nics", "disks", "hvparams", "beparams")
 NETWORK_JOB_FIELDS = {
@@ -93,11 +97,14 @@ def classify(op: OpCode, heartbeat_prefix: str = DEFAULT_HEARTBEAT_PREFIX) -> st
 
 
 def wants_message(op: OpCode, status: str, heartbeat_prefix: str) -> bool:
-    """Whether `op` reaching `status` is published (heartbeats only once, when finished)."""
+    """Whether `op` reaching `status` is published.
+
+    A heartbeat is answered once, when its dry-run job is `waiting`, as upstream's
+    dispatcher expects (it gives up after a few seconds, before a slow job ends)."""
     kind = classify(op, heartbeat_prefix)
     if kind is None:
         return False
-    return kind != HEARTBEAT or status in FINAL_STATUSES
+    return kind != HEARTBEAT or status == WAITING
 
 
 def build(job: Job, op_index: int, status: str, context: Context) -> OutgoingMessage | None:
@@ -155,17 +162,22 @@ def _instance_message(
         # Only a finished opcode has a result; a live one's is null in the job file.
         "result": op.result if status in FINAL_STATUSES else None,
     }
-    if is_tag_op:
-        body["tags"] = list(op.input.get("tags") or [])
     if op.op_id == "OP_INSTANCE_CREATE" and status == ERROR:
-        # The whole input, so that the cloud layer can retry the creation.
-        body["job_fields"] = op.input
+        # The whole input, so that the cloud layer can replay it into RAPI's
+        # CreateInstance (opportunistic-locking retry): secrets left out, types kept.
+        body["job_fields"] = replayable(op.input)
     elif op.op_id in JOB_FIELDS_OPS:
         body["job_fields"] = {field: op.input.get(field) for field in INSTANCE_JOB_FIELDS}
-    if status == SUCCESS and op.op_id in DETAILED_OPS:
-        details = context.instance_details(name)
-        if details is not None:
-            body.update(details)
+    elif is_tag_op:
+        body["job_fields"] = {"tags": list(op.input.get("tags") or [])}
+    details = context.instance_details(name)
+    if details is not None:
+        # The instance's tags as Ganeti has them now, with every instance operation.
+        body["tags"] = details["tags"]
+        if op.op_id in DETAILED_OPS and (
+            status == SUCCESS or (status in FINAL_STATUSES and op.op_id in SYNCED_ON_FAILURE_OPS)
+        ):
+            body.update({key: details[key] for key in INSTANCE_DETAIL_FIELDS})
     return _finish(routing.op_routing_key(name), body, key)
 
 

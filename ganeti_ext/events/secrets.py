@@ -44,6 +44,26 @@ def scrub(value: Any) -> Any:
     return value
 
 
+def replayable(value: Any) -> Any:
+    """A copy of `value` (an opcode's input) with every secret left out, types kept.
+
+    Unlike `scrub`, a secret key is removed rather than masked, so what remains is still a
+    valid request (a dict stays a dict): the cloud layer can replay it into RAPI and add
+    the secrets it holds itself (docs/amqp-contract.md, "Replaying a failed create").
+    """
+    if isinstance(value, dict):
+        return {
+            str(key): replayable(item)
+            for key, item in value.items()
+            if str(key) not in PRIVATE_KEYS and not is_secret_key(str(key))
+        }
+    if isinstance(value, list | tuple):
+        return [replayable(item) for item in value]
+    if isinstance(value, str):
+        return mask_text(value) if _may_hold_secret(value) else value
+    return value
+
+
 def _may_hold_secret(text: str) -> bool:
     # mask_text is a regex pass; skip it for the common short strings with no separator.
     return ("=" in text or ":" in text) and len(text) > 3

@@ -7,6 +7,7 @@ only the fields of the REFERENCE types are kept, strings are bounded and masked,
     {"type": "image-copy-progress", "position": 1048576, "total": 4194304}
     {"type": "image-copy-progress", "progress": 25.0}
     {"type": "image-info", "messages": ["Image size: 2 GiB"]}
+    {"type": "image-warning", "messages": ["No swap partition"]}
     {"type": "image-error", "messages": [...]}  or  {"type": "image-error", "stderr": "..."}
     {"type": "image-helper", "subtype": "task-start", "task": "FixPartitionTable"}
     {"subtype": "task-end", "task": "FixPartitionTable"}     (type defaults to image-helper)
@@ -28,9 +29,10 @@ from ganeti_ext.spool import OutgoingMessage
 
 COPY_PROGRESS = "image-copy-progress"
 INFO = "image-info"
+WARNING = "image-warning"
 ERROR = "image-error"
 HELPER = "image-helper"
-TYPES = (COPY_PROGRESS, INFO, ERROR, HELPER)
+TYPES = (COPY_PROGRESS, INFO, WARNING, ERROR, HELPER)
 HELPER_SUBTYPES = ("task-start", "task-end", "warning", "error", "info")
 TASK_SUBTYPES = ("task-start", "task-end")
 

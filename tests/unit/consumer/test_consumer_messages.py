@@ -73,7 +73,7 @@ def test_unparsable_is_rejected(raw, reason):
         pytest.param({"jobId": "seven"}, "jobId", id="text-job-id"),
         pytest.param({"instance": ""}, "instance", id="no-instance"),
         pytest.param({"instance_nics": {"a": 1}}, "instance_nics", id="nics-not-list"),
-        pytest.param({"surprise": 1}, "surprise", id="unknown-field"),
+        pytest.param({"logmsg": None, "jobId": []}, "jobId", id="list-job-id"),
     ],
 )
 def test_invalid_is_rejected_by_the_schema(changes, reason, validator):
@@ -99,6 +99,59 @@ def test_invalid_is_rejected_without_schemas_too(changes):
     body.update(changes)
     with pytest.raises(messages.Rejected):
         decode(body, routing_key="ganeti.snf.event.op")
+
+
+# Genuine upstream-shaped traffic (snf-cyclades-gtools eventd, snf-image's monitor).
+@pytest.mark.parametrize(
+    "body, key",
+    [
+        pytest.param(
+            op(surprise=1, instance_nics=[{"network": "snf-net-1", "ip": None, "mac": "aa"}]),
+            "ganeti.snf.event.op",
+            id="op-extra-field-nic-without-firewall",
+        ),
+        pytest.param(
+            {**network(), "result": None, "job_fields": {"subnet": "198.51.100.0/24"}},
+            "ganeti.snf.event.network",
+            id="network-with-result",
+        ),
+        pytest.param(
+            {
+                "type": "ganeti-cluster-status",
+                "cluster": "c1",
+                "operation": "OP_CLUSTER_SET_PARAMS",
+                "status": "success",
+                "jobId": 3,
+                "event_time": [1, 0],
+                "logmsg": None,
+                "result": None,
+            },
+            "ganeti.event.cluster",
+            id="cluster-with-logmsg-result",
+        ),
+        pytest.param(
+            {**progress(progress=5.0), "timestamp": 1700000000.5},
+            "ganeti.snf.event.progress",
+            id="timestamp",
+        ),
+        pytest.param(
+            {"type": "image-warning", "instance": "snf-1", "event_time": [1, 0], "messages": ["w"]},
+            "ganeti.snf.event.progress",
+            id="image-warning",
+        ),
+    ],
+)
+def test_upstream_shaped_messages_are_accepted(body, key, validator):
+    assert decode(body, routing_key=key, validator=validator).type == body["type"]
+
+
+@pytest.mark.parametrize("missing", ["instance", "operation", "jobId", "event_time", "logmsg"])
+def test_missing_required_field_is_rejected_with_its_name(missing, validator):
+    body = op()
+    body.pop(missing)
+    with pytest.raises(messages.Rejected) as excinfo:
+        decode(body, routing_key="ganeti.snf.event.op", validator=validator)
+    assert missing in excinfo.value.reason
 
 
 def test_wrong_routing_key_is_rejected():
