@@ -8,7 +8,8 @@ URLs tried in turn, and one reconnect-and-retry when the connection turns out to
 Confirms are pipelined: `publish_many` sends a whole batch without waiting between
 messages, then waits until the broker has acked every delivery tag of the batch (single
 or `multiple` acks), so a batch costs about one round trip instead of one per message.
-A nack, an unroutable return (with `mandatory`), a confirm timeout or a connection lost
+A nack, an unroutable return (with `mandatory`, unless the caller takes returns itself:
+`on_unroutable`), a confirm timeout or a connection lost
 mid-batch fail the whole batch with PublishError: the caller sends the same batch again
 (byte-identical messages, same message_ids) later. Not thread-safe: use one Publisher
 per thread.
@@ -124,7 +125,11 @@ class Publisher:
         confirm_timeout: float = 10.0,
         heartbeat: float = 0,
         mandatory: bool = False,
+        on_unroutable: Callable[[str], None] | None = None,
     ) -> None:
+        """`mandatory` asks the broker to return what no queue is bound for. A return
+        fails the batch, unless `on_unroutable` is given: it is then told (one line per
+        message) and the message counts as settled, since no retry would route it."""
         if not urls:
             raise ValueError("Publisher needs at least one broker URL")
         self._urls = tuple(urls)
@@ -135,6 +140,7 @@ class Publisher:
         self._confirm_timeout = confirm_timeout
         self._heartbeat = heartbeat
         self._mandatory = mandatory
+        self._on_unroutable = on_unroutable
         self._connection: Any = None  # kombu.Connection (or a test's fake)
         self._channel: Any = None  # the transport's channel (py-amqp: amqp.Channel)
         self._confirms: Confirms | None = None  # None: the transport cannot confirm
@@ -261,7 +267,10 @@ class Publisher:
         problems = []
         if confirms.nacked:
             problems.append(f"{confirms.nacked} of {len(batch)} nacked by the broker")
-        if confirms.returned:
+        if confirms.returned and self._on_unroutable is not None:
+            for returned in confirms.returned:
+                self._on_unroutable(returned)
+        elif confirms.returned:
             problems.append(
                 f"{len(confirms.returned)} returned unroutable (first: {confirms.returned[0]})"
             )

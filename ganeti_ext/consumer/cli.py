@@ -16,7 +16,7 @@ import amqp.exceptions
 import kombu.exceptions
 
 from ganeti_ext import cli, logsetup
-from ganeti_ext.consumer import consume, messages, reconcile, state, tail
+from ganeti_ext.consumer import consume, messages, reconcile, state, tail, topology
 from ganeti_ext.errors import GanetiExtError
 
 PROG = "snf-events"
@@ -78,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the JSON schema check (the structural checks remain)",
     )
-    eat.add_argument("--queue-prefix", default="snf-events", help=argparse.SUPPRESS)
+    eat.add_argument("--queue-prefix", default=topology.QUEUE_PREFIX, help=argparse.SUPPRESS)
     limits(eat)
 
     rec = commands.add_parser("reconcile", help="compare the state database with Ganeti")

@@ -1,8 +1,14 @@
-"""The exchanges and queues snf-events declares (REFERENCE.md, consumer side).
+"""The exchanges and queues snf-events declares (docs/amqp-contract.md, "Queues").
 
 Four durable queues on the topic exchange `ganeti`, each with a dead-letter queue
-`<queue>-dl` behind the direct exchange `ganeti-dl`: a message the consumer rejects
+`<queue>-dl` behind the exchange `ganeti-dl`: a message the consumer rejects
 (basic_reject, requeue=False) lands there for an admin to inspect, never lost.
+
+They sit beside a running upstream `snf-dispatcher` on the same broker: the queue names
+(`ganeti-ext-events-*`) differ from the dispatcher's (`<prefix>-events-*`), and both
+exchanges are declared exactly as the dispatcher declares them (durable topic
+exchanges, no arguments), so whichever starts second declares them again without
+conflict. Each consumer then gets its own copy of every message.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from ganeti_ext.amqp.routing import CLUSTER_ROUTING_KEY, EXCHANGE, EXCHANGE_TYPE
 from ganeti_ext.amqp.routing import HEARTBEAT_ROUTING_KEY as HEARTBEAT_KEY
 
 DEAD_LETTER_EXCHANGE = "ganeti-dl"
-QUEUE_PREFIX = "snf-events"
+QUEUE_PREFIX = "ganeti-ext-events"
 
 # queue suffix -> routing keys bound to it. Hook notifications (ganeti.*.event.hook)
 # are about instance operations, so they share the op queue and its ordering.
@@ -32,7 +38,7 @@ def exchange() -> kombu.Exchange:
 
 
 def dead_letter_exchange() -> kombu.Exchange:
-    return kombu.Exchange(DEAD_LETTER_EXCHANGE, type="direct", durable=True)
+    return kombu.Exchange(DEAD_LETTER_EXCHANGE, type="topic", durable=True)
 
 
 def queue_name(suffix: str, prefix: str = QUEUE_PREFIX) -> str:

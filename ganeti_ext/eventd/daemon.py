@@ -92,6 +92,7 @@ class Eventd:
         self.layout = layout
         self.stop_requested = threading.Event()
         fsync = config.eventd.fsync
+        self._unroutable_keys: set[str] = set()
         self.outbox = Outbox(layout.outbox_dir, fsync=fsync)
         self.spool = Spool(layout.spool_dir, fsync=fsync)
         self.state = StateDB(layout.state_db)
@@ -113,12 +114,28 @@ class Eventd:
                 connect_timeout=amqp.connect_timeout,
                 confirm_timeout=amqp.confirm_timeout,
                 heartbeat=amqp.heartbeat,
+                mandatory=True,
+                on_unroutable=self._unroutable,
             ),
             Backoff(amqp.retry_interval, max(amqp.retry_interval, amqp.retry_max_interval)),
         )
         self.processor.on_spooled = self.drainer.wake.set
 
     # --- set-up -------------------------------------------------------------------------
+
+    def _unroutable(self, what: str) -> None:
+        # The broker dropped it: no queue is bound to its routing key. Retrying would not
+        # change that, so it is not retried, but never dropped silently either.
+        key = what.partition("(")[2].partition(")")[0]
+        if key not in self._unroutable_keys:
+            self._unroutable_keys.add(key)
+            log.warning(
+                "the broker dropped %s: no queue is bound to its routing key (bind one as"
+                " docs/amqp-contract.md says; later drops on this key are logged at debug)",
+                what,
+            )
+        else:
+            log.debug("the broker dropped %s: no queue is bound", what)
 
     def _cluster_name(self) -> str:
         try:

@@ -319,6 +319,14 @@ def test_unroutable_mandatory_messages_fail_the_batch():
     assert all(mandatory for _, _, mandatory in broker.published)
 
 
+def test_unroutable_messages_go_to_the_callers_handler_and_count_as_settled():
+    broker = FakeBroker(lambda tags: [("return", "c:1:0:success"), ("ack", tags[-1], True)])
+    dropped = []
+    with fake_publisher(broker, mandatory=True, on_unroutable=dropped.append) as publisher:
+        publisher.publish_many(batch(2))
+    assert len(dropped) == 1 and dropped[0].startswith("c:1:0:success (")
+
+
 def test_bad_body_is_refused_before_anything_is_sent():
     broker = FakeBroker()
     with fake_publisher(broker) as publisher, pytest.raises(ValidationError):

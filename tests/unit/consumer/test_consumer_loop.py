@@ -101,17 +101,17 @@ def test_unreachable_broker_fails_a_limited_run(db, prefix):
 def test_topology_matches_the_contract():
     queues = {queue.name: queue for queue in topology.queues()}
     assert set(queues) == {
-        "snf-events-op",
-        "snf-events-network",
-        "snf-events-progress",
-        "snf-events-cluster",
+        "ganeti-ext-events-op",
+        "ganeti-ext-events-network",
+        "ganeti-ext-events-progress",
+        "ganeti-ext-events-cluster",
     }
-    keys = {b.routing_key for b in queues["snf-events-cluster"].bindings}
+    keys = {b.routing_key for b in queues["ganeti-ext-events-cluster"].bindings}
     assert keys == {"ganeti.event.cluster", "eventd.heartbeat"}
-    op_queue = queues["snf-events-op"]
+    op_queue = queues["ganeti-ext-events-op"]
     assert op_queue.durable and not op_queue.auto_delete
     assert op_queue.queue_arguments == {
         "x-dead-letter-exchange": "ganeti-dl",
-        "x-dead-letter-routing-key": "snf-events-op-dl",
+        "x-dead-letter-routing-key": "ganeti-ext-events-op-dl",
     }
     assert {q.name for q in topology.dead_letter_queues()} == {f"{n}-dl" for n in queues}

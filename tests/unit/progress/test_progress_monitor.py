@@ -104,6 +104,20 @@ def test_shim_end_to_end(tmp_path):
     assert body["instance"] == "snf-7" and body["messages"] == ["hello"]
 
 
+def test_shim_as_upstream_snf_image_runs_it(tmp_path):
+    """`$PROGRESS_MONITOR "$instance"` with snf-image's own lines (timestamp, warning)."""
+    data = lines(
+        {"type": "image-info", "messages": ["Image size: 2 GiB"], "timestamp": 1700000000.1},
+        {"type": "image-warning", "messages": ["no swap"], "timestamp": 1700000000.2},
+        {"type": "image-helper", "subtype": "task-start", "task": "FixPartitionTable"},
+    )
+    proc = run_shim(["snf-8", "--spool", str(tmp_path)], data)
+    assert proc.returncode == 0, proc.stderr
+    got = bodies(tmp_path)
+    assert [body["type"] for body in got] == ["image-info", "image-warning", "image-helper"]
+    assert {body["instance"] for body in got} == {"snf-8"}
+
+
 def test_without_an_instance_stdin_is_still_drained(tmp_path):
     data = lines(*({"type": "image-info", "messages": ["x" * 100]} for _ in range(5000)))
     proc = run_shim(["--spool", str(tmp_path)], data)  # > pipe buffer: must be read
