@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ganeti_ext.amqp import routing
 from labkit import settings
 from labkit.sh import LabError, on_master, stored_secret
 
@@ -69,17 +70,32 @@ def password() -> str:
     return stored_secret(settings.AMQP_PASSWORD_FILE)
 
 
+def cloud_password() -> str:
+    return stored_secret(settings.AMQP_CLOUD_PASSWORD_FILE)
+
+
 def node_url() -> str:
     """The broker URL for the suite's daemons on every lab node."""
     return f"amqp://{settings.AMQP_USER}:{password()}@{settings.MASTER.ip}:5672//"
 
 
+def cloud_url() -> str:
+    """The broker URL of the cloud layer's consumer (snf-events)."""
+    return f"amqp://{settings.AMQP_CLOUD_USER}:{cloud_password()}@{settings.MASTER.ip}:5672//"
+
+
 def ensure_user() -> None:
-    """A broker user for the suite (guest may only log in over loopback)."""
+    """The broker users an admin would make, with the permissions docs/amqp-contract.md
+    gives them: the nodes' (declare and publish to `ganeti`, nothing else) and the cloud
+    consumer's (its own queues). guest may only log in over loopback (the tests' admin)."""
     users = ctl("list_users", "--quiet", timeout=60).stdout.split()
-    if settings.AMQP_USER not in users:
-        ctl("add_user", settings.AMQP_USER, password(), timeout=60)
-    ctl("set_permissions", "-p", "/", settings.AMQP_USER, ".*", ".*", ".*", timeout=60)
+    for user, secret, permissions in (
+        (settings.AMQP_USER, password(), routing.NODE_PERMISSIONS),
+        (settings.AMQP_CLOUD_USER, cloud_password(), routing.CONSUMER_PERMISSIONS),
+    ):
+        if user not in users:
+            ctl("add_user", user, secret, timeout=60)
+        ctl("set_permissions", "-p", "/", user, *permissions, timeout=60)
 
 
 def pause() -> None:

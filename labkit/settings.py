@@ -121,6 +121,8 @@ RAPI_PORT = 5080
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"  # tests, from the master's namespace
 AMQP_USER = "ganeti-ext"  # the suite's daemons, from any node
 AMQP_PASSWORD_FILE = STATE_DIR / "amqp-password"
+AMQP_CLOUD_USER = "ganeti-ext-cloud"  # the cloud layer's consumer (snf-events)
+AMQP_CLOUD_PASSWORD_FILE = STATE_DIR / "amqp-cloud-password"
 
 # The suite's daemons the lab runs on every node, from their systemd units.
 LAB_SERVICES = ("snf-ganeti-eventd", "nfdhcpd")

@@ -27,6 +27,24 @@ IMAGE_TYPES = (
     "image-helper",
 )
 
+# Where rejected messages go, declared as upstream's dispatcher declares it (topic).
+DEAD_LETTER_EXCHANGE = "ganeti-dl"
+# snf-events' queues: not upstream's `<prefix>-events-*`, so both can share a broker.
+CONSUMER_QUEUE_PREFIX = "ganeti-ext-events"
+
+# RabbitMQ permissions (configure, write, read) of the node side's broker user: it may
+# declare and publish to its exchange and nothing else, so a compromised node can neither
+# read, purge nor delete the cloud layer's queues (docs/amqp-contract.md, "Permissions").
+NODE_PERMISSIONS = (f"^{EXCHANGE}$", f"^{EXCHANGE}$", "^$")
+# ... and the consumer's: its own queues (tail queues included) and the two exchanges
+# to bind them to; it never publishes to `ganeti`.
+_CONSUMER_OWN = f"{CONSUMER_QUEUE_PREFIX}-.*"
+CONSUMER_PERMISSIONS = (
+    f"^({EXCHANGE}|{DEAD_LETTER_EXCHANGE}|{_CONSUMER_OWN})$",
+    f"^({_CONSUMER_OWN})$",
+    f"^({EXCHANGE}|{DEAD_LETTER_EXCHANGE}|{_CONSUMER_OWN})$",
+)
+
 CLUSTER_ROUTING_KEY = "ganeti.event.cluster"
 HEARTBEAT_ROUTING_KEY = "eventd.heartbeat"
 

@@ -113,7 +113,7 @@ def run(
     """Print messages until stopped; returns how many were printed. `on_ready` gets the
     queue's name once it is bound: from then on nothing published is missed."""
     channel = connection.channel()
-    name = f"snf-events-tail-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    name = topology.queue_name(f"tail-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     queue = topology.tail_queue(name)(channel)
     queue.declare()
     on_ready(name)

@@ -17,11 +17,16 @@ from collections.abc import Mapping
 
 import kombu
 
-from ganeti_ext.amqp.routing import CLUSTER_ROUTING_KEY, EXCHANGE, EXCHANGE_TYPE
+from ganeti_ext.amqp.routing import (
+    CLUSTER_ROUTING_KEY,
+    DEAD_LETTER_EXCHANGE,
+    EXCHANGE,
+    EXCHANGE_TYPE,
+)
+from ganeti_ext.amqp.routing import (
+    CONSUMER_QUEUE_PREFIX as QUEUE_PREFIX,
+)
 from ganeti_ext.amqp.routing import HEARTBEAT_ROUTING_KEY as HEARTBEAT_KEY
-
-DEAD_LETTER_EXCHANGE = "ganeti-dl"
-QUEUE_PREFIX = "ganeti-ext-events"
 
 # queue suffix -> routing keys bound to it. Hook notifications (ganeti.*.event.hook)
 # are about instance operations, so they share the op queue and its ordering.

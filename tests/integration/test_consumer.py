@@ -36,7 +36,8 @@ def snf_events(lab, *args: str, check: bool = True, timeout: float = 120):
 @pytest.fixture
 def prefix(lab):
     """A private set of consumer queues; deleted after the test."""
-    name = f"itest-{uuid.uuid4().hex[:8]}"
+    # Under snf-events' own prefix, so the cloud user's permissions cover them.
+    name = f"{topology.QUEUE_PREFIX}-itest-{uuid.uuid4().hex[:8]}"
     yield name
     with lab.amqp_socket_factory():
         connection = kombu.Connection(lab.amqp_url)
@@ -295,15 +296,16 @@ def test_progress_monitor_events_reach_the_database(eventd, prefix, db):
 
 
 def test_consume_reads_the_broker_url_from_a_file(lab, prefix, db, tmp_path):
-    """What snf-events.service runs: the suite user's URL (password included) comes
-    from a file, the one a node's daemons use, never from the command line."""
+    """What snf-events.service runs: the cloud layer's broker user (password included,
+    permissions as docs/amqp-contract.md gives them) comes from a file, never from the
+    command line."""
     declare(lab, prefix)
     name = f"snf-c{uuid.uuid4().hex[:6]}"
     with lab.amqp_socket_factory(), Publisher([lab.amqp_url]) as publisher:
         body = op_body(name, "OP_INSTANCE_CREATE", "success", int(time.time()))
         publisher.publish("ganeti.snf.event.op", body, f"{name}-create")
     urls = tmp_path / "broker-urls"
-    urls.write_text(f"# the lab's broker, as a node sees it\n{rabbit.node_url()}\n")
+    urls.write_text(f"# the lab's broker, as the cloud layer sees it\n{rabbit.cloud_url()}\n")
     urls.chmod(0o600)
     summary = consume(lab, db, prefix, "--once", "--url-file", str(urls))
     assert summary["db"]["applied"] == 1
