@@ -67,7 +67,7 @@ def test_node_user_publishes_to_its_exchange_and_nothing_else(lab, admin):
 
     def publish_elsewhere(channel):
         channel.confirm_select()
-        message = channel.prepare_message(b"{}", "application/json", "utf-8")
+        message = channel.prepare_message(b"{}", None, "application/json", "utf-8")
         channel.basic_publish(message, exchange=other.name, routing_key="x")
         channel.basic_qos(0, 1, False)  # a round trip: the refusal arrives before it
 
