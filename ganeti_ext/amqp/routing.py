@@ -37,11 +37,12 @@ CONSUMER_QUEUE_PREFIX = "ganeti-ext-events"
 # read, purge nor delete the cloud layer's queues (docs/amqp-contract.md, "Permissions").
 NODE_PERMISSIONS = (f"^{EXCHANGE}$", f"^{EXCHANGE}$", "^$")
 # ... and the consumer's: its own queues (tail queues included) and the two exchanges
-# to bind them to; it never publishes to `ganeti`.
+# to bind them to; it never publishes to `ganeti`. Write on the dead-letter exchange:
+# RabbitMQ wants it to declare a queue that dead-letters there.
 _CONSUMER_OWN = f"{CONSUMER_QUEUE_PREFIX}-.*"
 CONSUMER_PERMISSIONS = (
     f"^({EXCHANGE}|{DEAD_LETTER_EXCHANGE}|{_CONSUMER_OWN})$",
-    f"^({_CONSUMER_OWN})$",
+    f"^({DEAD_LETTER_EXCHANGE}|{_CONSUMER_OWN})$",
     f"^({EXCHANGE}|{DEAD_LETTER_EXCHANGE}|{_CONSUMER_OWN})$",
 )
 

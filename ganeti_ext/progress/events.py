@@ -1,7 +1,7 @@
 """Progress events of an image deployment: normalisation and rate limiting (pure).
 
 The writer (snf-image and its helper) is not trusted: each line is parsed on its own,
-only the fields of the REFERENCE types are kept, strings are bounded and masked, and
+only the fields of the types in docs/amqp-contract.md are kept, strings are bounded and masked, and
 `instance` / `event_time` are always ours. Accepted input, one JSON object per line:
 
     {"type": "image-copy-progress", "position": 1048576, "total": 4194304}
@@ -84,7 +84,7 @@ def _number(raw: Mapping[str, Any], key: str) -> float | None:
 
 
 def normalise(raw: Mapping[str, Any], instance: str, now: float) -> dict[str, Any]:
-    """The REFERENCE-shaped body for one writer event; raises Skip when it is not one."""
+    """The body (docs/amqp-contract.md) for one writer event; raises Skip when it is not one."""
     message_type = raw.get("type")
     if message_type is None and "subtype" in raw:
         message_type = HELPER
