@@ -135,8 +135,11 @@ def test_cyclades_accepts_what_the_lab_sends(lab, capture):
         fields = error["job_fields"]
         assert SECRET not in json.dumps(error)
         assert isinstance(fields["osparams"], dict) and "img_passwd" not in fields["osparams"]
-        assert fields["opportunistic_locking"] is True
-        # Cyclades' retry, replayed for real (as a dry run): RAPI takes the body.
+        assert fields["iallocator"] == "hail" and fields["disks"] == body["disks"]
+        # Ganeti 3 retries a temporary shortage itself (it turns opportunistic locking off
+        # and tries again), so the failure recorded is final and Cyclades would not retry
+        # on its own; the retry it would make is replayed here for real (as a dry run):
+        # RAPI takes the body.
         replay, _ = cyclades.replay_create(fields)
         replay["osparams"]["img_passwd"] = SECRET  # the cloud layer adds what it holds
         retried = lab.rapi("POST", "/2/instances?dry-run=1", replay)
