@@ -62,3 +62,24 @@ def test_no_broker_reachable_is_a_clear_error_without_the_password(lab):
         publisher.publish("test.nothing", {"n": 1})
     assert "127.0.0.1:5999" in str(excinfo.value)
     assert "topsecret" not in str(excinfo.value)
+
+
+def test_unroutable_message_is_returned_and_reported_not_lost_silently(lab, bound_queue):
+    """eventd's way: mandatory publishing; the broker returns what no queue is bound for,
+    and the publisher reports it (eventd logs it) instead of failing or retrying."""
+    key, conn, queue = bound_queue
+    dropped = []
+    with (
+        lab.amqp_socket_factory(),
+        Publisher([lab.amqp_url], mandatory=True, on_unroutable=dropped.append) as publisher,
+    ):
+        publisher.publish(f"unbound.{uuid.uuid4().hex}", {"n": 1}, "lost-1")
+        publisher.publish(key, {"n": 2}, "kept-2")  # the control: a bound key still works
+    assert json.loads(_get(conn, queue).body) == {"n": 2}
+    assert len(dropped) == 1 and dropped[0].startswith("lost-1 (unbound.")
+    with (
+        lab.amqp_socket_factory(),
+        Publisher([lab.amqp_url], mandatory=True) as publisher,
+        pytest.raises(PublishError, match="returned unroutable"),
+    ):
+        publisher.publish(f"unbound.{uuid.uuid4().hex}", {"n": 3}, "lost-3")
