@@ -6,8 +6,9 @@ VM gets and what the cloud says it has cannot differ.
 
 Tags are `<prefix><key>:<profile>` where key is the NIC's index, name or UUID and the
 prefix is FIREWALL_TAG_PREFIX of /etc/default/snf-network. When several tags name the
-same NIC the last one wins: Ganeti keeps tags sorted, so contradicting tags resolve the
-same way on every node and in every message. Unknown profile names are ignored, as
+same NIC the last one in sorted order wins (Ganeti keeps tags sorted; sorting here too
+makes it so whoever passes them), so contradicting tags resolve the same way on every
+node and in every message. Unknown profile names are ignored, as
 upstream did.
 """
 
@@ -30,7 +31,7 @@ def profile_for(
     """The profile the tags give the NIC known by `keys` (None: no firewall rules)."""
     wanted = set(keys)
     chosen = None
-    for tag in tags:
+    for tag in sorted(tags):
         if not tag.startswith(prefix):
             continue
         nic, sep, profile = tag[len(prefix) :].rpartition(":")

@@ -37,7 +37,7 @@ def details_of(
 ) -> dict[str, Any]:
     """The message fields describing one instance entry of config.data."""
     networks = config.get("networks", {})
-    tags = [str(tag) for tag in instance.get("tags") or []]
+    tags = sorted(str(tag) for tag in instance.get("tags") or [])
     nics = []
     for index, nic in enumerate(instance.get("nics") or []):
         nicparams = nic.get("nicparams") or {}

@@ -38,6 +38,11 @@ def test_profile_from_tags(tags, expected):
     assert firewall.profile_for(tags, KEYS) == expected
 
 
+def test_order_given_does_not_matter():
+    tags = (f"synnefo:network:{UUID}:protected", "synnefo:network:0:limited")
+    assert firewall.profile_for(tags, KEYS) == firewall.profile_for(reversed(tags), KEYS)
+
+
 def test_custom_prefix_ignores_the_default_one():
     tags = ("synnefo:network:0:limited", "site:fw:0:protected")
     assert firewall.profile_for(tags, KEYS, "site:fw:") == "protected"
