@@ -1,8 +1,9 @@
 """The AMQP messages of one opcode status change (types and fields: docs/amqp-contract.md).
 
-`build` is a function of the job file's content, the opcode index and the status (plus
-the instance's configuration for finalized instance operations), so a message rebuilt
-after a crash equals the one built before it, and carries the same message_id.
+`build` is a function of the job file's content, the opcode index and the status, plus
+the instance's configuration (its tags; its NICs and disks for finalized operations), so
+a message rebuilt after a crash carries the same message_id and equals the one built
+before it unless Ganeti's configuration changed meanwhile (consumers keep the first).
 """
 
 from __future__ import annotations
