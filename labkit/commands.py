@@ -49,7 +49,7 @@ def build_and_install() -> bool:
         digest, suite_debs = debs.build_suite()
         nfqueue = debs.build_netfilterqueue()
     with step("install the suite's packages with apt"):
-        installed = debs.install(digest, suite_debs, [nfqueue])
+        installed = debs.install(digest, suite_debs, [nfqueue] if nfqueue else [])
         if not installed:
             say("    already installed: this build")
     return installed

@@ -70,8 +70,11 @@ def build_suite() -> tuple[str, list[Path]]:
     return digest, sorted(out_dir.glob("*.deb"))
 
 
-def build_netfilterqueue() -> Path:
-    """python3-netfilterqueue, which Debian 12 lacks, built from its sdist (packaging/README.md)."""
+def build_netfilterqueue() -> Path | None:
+    """python3-netfilterqueue, which Debian 12 lacks, built from its sdist (packaging/README.md);
+    None where the archive has it (Debian 13): apt installs it as a dependency."""
+    if run(["apt-cache", "madison", "python3-netfilterqueue"]).stdout.strip():
+        return None
     out_dir = settings.BUILD_DIR / "netfilterqueue"
     proc = run([str(NFQUEUE_SCRIPT), str(out_dir)], timeout=900)
     deb = Path(proc.stdout.strip().splitlines()[-1])

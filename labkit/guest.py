@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import lzma
 import shutil
 import subprocess
 import tempfile
@@ -35,6 +36,32 @@ def _kernel_package() -> str:
         if line.startswith("Depends:") and "linux-image-" in line:
             return line.split()[1]
     raise LabError(f"apt-cache has no kernel behind {KERNEL_META} (run apt-get update?)")
+
+
+def _modules_dir(unpacked: Path) -> Path:
+    # Debian 13's kernel packages install under /usr/lib/modules (merged /usr).
+    for base in ("lib/modules", "usr/lib/modules"):
+        if (unpacked / base).is_dir():
+            return next((unpacked / base).iterdir()) / "kernel"
+    raise LabError("the kernel package holds no lib/modules or usr/lib/modules")
+
+
+def _module(modules_dir: Path, module: str) -> bytes:
+    """A module's bytes, uncompressed: Debian 13 ships .ko.xz, busybox insmod wants .ko."""
+    plain = modules_dir / module
+    if plain.exists():
+        return plain.read_bytes()
+    for suffix, decompress in ((".xz", lzma.decompress), (".zst", _unzstd)):
+        packed = plain.with_name(plain.name + suffix)
+        if packed.exists():
+            return decompress(packed.read_bytes())
+    raise LabError(f"kernel module {module} (.ko, .ko.xz or .ko.zst) not in the kernel package")
+
+
+def _unzstd(data: bytes) -> bytes:
+    import zstandard  # python3-zstandard, a host package of the lab
+
+    return zstandard.ZstdDecompressor().decompress(data, max_output_size=64 << 20)
 
 
 def assets() -> tuple[Path, Path]:
@@ -69,14 +96,14 @@ def ensure_assets() -> tuple[Path, Path]:
         unpacked = work / "unpacked"
         run(["dpkg-deb", "-x", debs[0], unpacked], timeout=300)
         vmlinuz = next((unpacked / "boot").glob("vmlinuz-*"))
-        modules_dir = next((unpacked / "lib/modules").iterdir()) / "kernel"
+        modules_dir = _modules_dir(unpacked)
         root = work / "root"
         for sub in ("bin", "lib/modules", "etc", "proc", "sys", "dev", "tmp"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         shutil.copy2("/bin/busybox", root / "bin/busybox")
         (root / "bin/sh").symlink_to("busybox")
         for module in MODULES:
-            shutil.copy2(modules_dir / module, root / "lib/modules" / Path(module).name)
+            (root / "lib/modules" / Path(module).name).write_bytes(_module(modules_dir, module))
         shutil.copy2(GUEST_ROOT / "init", root / "init")
         shutil.copy2(GUEST_ROOT / "udhcpc.script", root / "etc/udhcpc.script")
         for script in (root / "init", root / "etc/udhcpc.script"):

@@ -98,5 +98,8 @@ def restore() -> None:
             _remove(top)
     with tarfile.open(ARCHIVE) as tar:
         # Directories too: ensure-dirs changes their owners and modes.
-        tar.extractall("/", numeric_owner=True)
+        # Our own archive of host paths, owners and modes: trusted whole. Said explicitly,
+        # since extractall's default filter changes in Python 3.14.
+        extra = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
+        tar.extractall("/", numeric_owner=True, **extra)
     shutil.rmtree(settings.GUARD_DIR, ignore_errors=True)

@@ -133,9 +133,8 @@ GUEST_MEMORY_MB = 128
 # Debian packages: what Ganeti and the lab run on, what the .debs build with,
 # and what the tests use. Checked with dpkg-query; only missing ones are installed.
 HOST_PACKAGES = (
-    # the cluster
+    # the cluster: `ganeti` is 3.0 on Debian 12 and 3.1 on 13 (no ganeti-3.0 there)
     "ganeti",
-    "ganeti-3.0",
     "openssh-server",
     "fping",
     "iputils-arping",
