@@ -9,8 +9,9 @@ from labkit import commands
 from labkit.progress import StepFailed, fail
 
 DESCRIPTION = """\
-A real Ganeti 3.0 cluster in network namespaces, with RabbitMQ, guest assets for
-qemu/TCG guests, and the suite installed from its own .deb packages.
+A real Ganeti cluster (3.0 on Debian 12, 3.1 on 13) in network namespaces, with
+RabbitMQ, guest assets for qemu/TCG guests, and the suite installed from its own .deb
+packages; the other Debian release proved in a root built from Debian's packages.
 
   up [--nodes 1|2]   bring the lab up (or repair it); idempotent
   down               remove everything the lab created; safe to run twice
@@ -19,7 +20,11 @@ qemu/TCG guests, and the suite installed from its own .deb packages.
                      run CMD on a node (default: the master), in its namespace,
                      with the clean environment Ganeti's daemons have
   demo               up + a demo instance, then how to look around
-  test [PYTEST ARGS] up --nodes 2 + lint + the whole test suite
+  test [PYTEST ARGS] up --nodes 2 + lint + the whole test suite, then (without
+                     PYTEST ARGS) the other release
+  other-release      the other Debian release alone: package build, apt install,
+                     unit tests, Ganeti cluster init with the suite's OS,
+                     ExtStorage provider and NIC script
 """
 
 
@@ -44,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("cmd", nargs=argparse.REMAINDER, help="the command")
     tst = sub.add_parser("test", help="set up and run the whole test suite")
     tst.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
+    sub.add_parser("other-release", help="prove the other Debian release (see above)")
     args = parser.parse_args(argv)
 
     try:
@@ -61,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "test":
             extra = args.pytest_args[1:] if args.pytest_args[:1] == ["--"] else args.pytest_args
             return commands.test(extra)
+        elif args.command == "other-release":
+            return commands.other_release()
     except StepFailed as exc:
         return fail(exc)
     except KeyboardInterrupt:

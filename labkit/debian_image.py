@@ -74,12 +74,12 @@ def host_codename() -> str:
     raise LabError("/etc/os-release names no VERSION_CODENAME: not a Debian release?")
 
 
-def debian_mirrors(indextargets: str, codename: str) -> list[str]:
-    """One-line apt sources for SUITE (+ -updates, -security) at the machine's own mirrors.
+def debian_mirrors(indextargets: str, codename: str, suite: str = SUITE) -> list[str]:
+    """One-line apt sources for `suite` (+ -updates, -security) at the machine's own mirrors.
 
     `indextargets` is `apt-get indextargets --format INDEX_FORMAT`, `codename` the
     machine's release: whatever its apt layout (deb822 or sources.list) and release (12
-    or 13), the mirrors it uses for its own release serve bookworm too.
+    or 13), the mirrors it uses for its own release serve the other one too.
     """
     found = []
     for line in indextargets.splitlines():
@@ -89,10 +89,10 @@ def debian_mirrors(indextargets: str, codename: str) -> list[str]:
         uri, release = fields[0], fields[1]
         name, dash, pocket = release.partition("-")
         if name == codename and pocket in ("", "updates", "security"):
-            entry = f"deb {uri} {SUITE}{dash}{pocket} main"
+            entry = f"deb {uri} {suite}{dash}{pocket} main"
             if entry not in found:
                 found.append(entry)
-    if not any(entry.split()[2] == SUITE for entry in found):
+    if not any(entry.split()[2] == suite for entry in found):
         raise LabError("no Debian mirror in this machine's apt sources (apt-get indextargets)")
     return found
 

@@ -13,7 +13,7 @@ from labkit.sh import LabError, run
 NFQUEUE_SCRIPT = settings.REPO_DIR / "packaging" / "build-netfilterqueue-deb"
 
 
-def _source_files() -> list[str]:
+def source_files() -> list[str]:
     """The files a clean clone would have, plus uncommitted work (so dev builds are honest)."""
     proc = subprocess.run(
         ["git", "-C", str(settings.REPO_DIR), "ls-files", "-co", "--exclude-standard", "-z"],
@@ -38,7 +38,7 @@ def source_digest(files: list[str]) -> str:
 
 def build_suite() -> tuple[str, list[Path]]:
     """Build (or reuse) the debs of the current tree; returns (digest, deb paths)."""
-    files = _source_files()
+    files = source_files()
     digest = source_digest(files)
     out_dir = settings.BUILD_DIR / f"suite-{digest}"
     debs = sorted(out_dir.glob("*.deb"))

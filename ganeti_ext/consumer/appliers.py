@@ -194,7 +194,19 @@ def _apply_network_status(conn: sqlite3.Connection, message: Incoming, now: floa
         if opcode == "OP_NETWORK_ADD":
             values["state"] = "ERROR"
     update_row(conn, "networks", "name", name, values, now)
+    new_name = job_fields.get("new_name")
+    if status == "success" and opcode == "OP_NETWORK_RENAME" and isinstance(new_name, str):
+        _rename_network(conn, name, new_name, now)
     return True
+
+
+def _rename_network(conn: sqlite3.Connection, old: str, new: str, now: float) -> None:
+    # OP_NETWORK_RENAME (Ganeti >= 3.1). A replay finds the rename done and leaves it.
+    taken = conn.execute("SELECT deleted FROM networks WHERE name = ?", (new,)).fetchone()
+    if taken is not None and not taken["deleted"]:
+        return
+    conn.execute("DELETE FROM networks WHERE name = ?", (new,))
+    conn.execute("UPDATE networks SET name = ?, updated_at = ? WHERE name = ?", (new, now, old))
 
 
 def _apply_cluster(conn: sqlite3.Connection, message: Incoming, now: float) -> bool:

@@ -141,6 +141,8 @@ def build(job: Job, op_index: int, status: str, context: Context) -> OutgoingMes
                 field: op.input.get(source) for field, source in NETWORK_JOB_FIELDS.items()
             },
         }
+        if op.op_id == "OP_NETWORK_RENAME":  # Ganeti >= 3.1
+            body["job_fields"]["new_name"] = op.input.get("new_name")
         return _finish(routing.network_routing_key(name), body, key)
     return _instance_message(op, status, common, logmsg, key, context)
 

@@ -194,6 +194,20 @@ def test_network_lifecycle(db):
     assert db.network("snf-net-1")["deleted"] == 1
 
 
+def test_network_rename_of_ganeti_3_1(db):
+    rename = network(
+        operation="OP_NETWORK_RENAME",
+        t=3,
+        job_fields={"subnet": None, "gateway": None, "add_reserved_ips": None,
+                    "remove_reserved_ips": None, "group_name": None, "new_name": "snf-net-2"},
+    )  # fmt: skip
+    apply(db, network(t=2), rename)
+    assert db.network("snf-net-2")["state"] == "ACTIVE"
+    assert db.network("snf-net-1") is None
+    apply(db, {**rename, "jobId": 10})  # replayed: the rename stays done
+    assert db.network("snf-net-2")["subnet"] == "198.51.100.0/24"
+
+
 def test_progress_keeps_the_latest(db):
     results = apply(
         db,

@@ -187,6 +187,16 @@ def test_failed_set_params_still_sends_the_instance_as_it_is(status):
     assert "instance_nics" not in messages.build(startup, 0, "error", CONTEXT).body
 
 
+def test_network_rename_of_ganeti_3_1_names_the_new_name():
+    parsed = job("network-add")
+    parsed.ops[0].input["OP_ID"] = "OP_NETWORK_RENAME"
+    parsed.ops[0].input["new_name"] = "evcap-net2"
+    body = messages.build(parsed, 0, "success", CONTEXT).body
+    validate(body)
+    assert body["network"] == "evcap-net" and body["job_fields"]["new_name"] == "evcap-net2"
+    assert "new_name" not in final_message("network-add").body["job_fields"]
+
+
 def test_network_message():
     message = final_message("network-add")
     assert message.routing_key == "ganeti.evcap.event.network"
