@@ -33,7 +33,7 @@ from labkit.sh import LabError, run
 OTHER = {"bookworm": "trixie", "trixie": "bookworm"}
 RELEASE_NUMBER = {"bookworm": "12", "trixie": "13"}
 WORK = settings.CACHE_DIR / "other-release"
-LOG = settings.STATE_DIR / "other-release.log"
+LOG = Path("/var/log/ganeti-ext-lab-other-release.log")
 # What the root holds before the suite's packages come: the build and test tools.
 # The suite's own dependencies come with its packages, as an admin's apt would take them.
 PACKAGES = (
@@ -47,6 +47,7 @@ PACKAGES = (
     "fakeroot",
     "python3-pytest",
     "python3-jsonschema",
+    "python3-scapy",  # the nfdhcpd tests check packets with it (nfdhcpd does not need it)
     "iproute2",
     "ca-certificates",
 )
@@ -70,7 +71,8 @@ dpkg-buildpackage -us -uc -b > /build/dpkg-buildpackage.log 2>&1 \
     || { tail -40 /build/dpkg-buildpackage.log; exit 1; }
 ls /build/*.deb
 echo "== apt install the suite's packages"
-apt-get install -y -q /build/*.deb
+# Without recommends: the proof needs the dependencies, not qemu's desktop stack.
+apt-get install -y -q --no-install-recommends /build/*.deb
 echo "== unit tests"
 python3 -m pytest -q -p no:cacheprovider tests/unit
 """
@@ -79,7 +81,8 @@ CLUSTER = f"""\
 set -euo pipefail
 export LC_ALL=C.UTF-8
 ip link set lo up
-ip link add eth0 type dummy
+ip link add eth0 type veth peer name eth0-peer  # a link of its own, as a node's NIC
+ip link set eth0-peer up
 ip addr add {NODE_IP}/24 dev eth0
 ip link set eth0 up
 printf '%s\\n' '127.0.0.1 localhost' '{NODE_IP} {NODE_NAME} node1' \\
@@ -92,10 +95,10 @@ gnt-cluster init --enabled-hypervisors=kvm,fake \\
     --hypervisor-parameters=kvm:vhost_net=false {CLUSTER_NAME}
 echo "== gnt-os diagnose"
 gnt-os diagnose
-gnt-os list --no-headers | grep -qx 'snf-image+default'
+gnt-os list --no-headers | grep -x 'snf-image+default'
 echo "== gnt-storage diagnose"
 gnt-storage diagnose
-gnt-storage diagnose | grep -q 'archipelago.*valid'
+gnt-storage diagnose | grep 'status: valid (path: /usr/share/ganeti/extstorage/archipelago)'
 echo "== the NIC script, as Ganeti runs it for a tap on a bridge"
 ip link add br0 type bridge
 ip link set br0 up
@@ -103,8 +106,8 @@ ip tuntap add tap0 mode tap
 env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin INTERFACE=tap0 INTERFACE_INDEX=0 \\
     INSTANCE=snf-1 MAC=aa:00:00:11:22:33 MODE=bridged LINK=br0 BRIDGE=br0 \\
     TAGS='synnefo:network:0:protected' /etc/ganeti/kvm-vif-bridge
-ip -o link show tap0 | grep -q 'master br0'
-nft list ruleset | grep -q tap0
+ip -o link show tap0 | grep -o 'master br0'
+nft list ruleset | grep -c tap0  # no grep -q: pipefail would see nft's SIGPIPE
 echo "== the other release: all checks passed"
 """
 
@@ -157,9 +160,10 @@ set -eu
 mount -t overlay overlay -o lowerdir={lower},upperdir={run_dir}/upper,workdir={run_dir}/work \
     {merged}
 mount -t proc proc {merged}/proc
-mount --rbind /sys {merged}/sys
+mount -t sysfs sysfs {merged}/sys  # its own: /sys/class/net shows this namespace's links
 mount --rbind /dev {merged}/dev
-mount -t tmpfs tmpfs {merged}/run
+mount -t tmpfs -o mode=755 tmpfs {merged}/run
+mkdir -m 1777 {merged}/run/lock  # /var/lock
 mount -t tmpfs tmpfs {merged}/tmp
 mkdir -p {merged}/build/ganeti-ext
 mount --bind {run_dir}/src {merged}/build/ganeti-ext
