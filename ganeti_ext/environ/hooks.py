@@ -82,6 +82,9 @@ class HookView:
     new_primary: str | None
     network: NetworkInfo | None
     group: HookGroup | None
+    # network-rename (Ganeti >= 3.1) names the network only by these two.
+    old_name: str | None = None
+    new_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,8 @@ def _view(reader: EnvReader, prefix: str) -> HookView:
         new_primary=reader.optional(prefix + "NEW_PRIMARY"),
         network=read_network(reader, prefix),
         group=_group(reader, prefix + "GROUP_"),
+        old_name=reader.optional(prefix + "OLD_NAME"),
+        new_name=reader.optional(prefix + "NEW_NAME"),
     )
 
 

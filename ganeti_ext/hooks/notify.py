@@ -33,7 +33,7 @@ INSTANCE_HPATHS = (
 # network-connect and network-disconnect are left out: their hooks get only the node
 # group (GANETI_GROUP_*), not even the network's name, so there is nothing to report
 # that eventd's ganeti-network-status message (with job_fields.group_name) lacks.
-NETWORK_HPATHS = ("network-add", "network-modify", "network-remove")
+NETWORK_HPATHS = ("network-add", "network-modify", "network-remove", "network-rename")
 HPATHS = INSTANCE_HPATHS + NETWORK_HPATHS
 MOVE_HPATHS = ("instance-migrate", "instance-failover")
 
@@ -145,10 +145,14 @@ def build(
             body["new_primary"] = env.pre.new_primary
     else:
         network = view.network or env.pre.network
-        name = network.name if network is not None else body["target"]
+        old_name = view.old_name or env.pre.old_name  # network-rename (Ganeti >= 3.1)
+        name = network.name if network is not None else (old_name or body["target"])
         if not name:
             return None
         body["network"] = name
+        new_name = view.new_name or env.pre.new_name
+        if env.hooks_path == "network-rename" and new_name:
+            body["new_name"] = new_name
         body.update(_network_fields(view if view.network else env.pre))
     return OutgoingMessage(
         routing_key=hook_routing_key(name),
