@@ -103,6 +103,18 @@ def ssh_dropped(node, ip: str) -> bool:
     return proc.returncode == 255 and "timed out" in proc.stderr
 
 
+def after_move(lab, name: str, ip: str) -> str:
+    """For a failure message after a migration: who still reaches the VM, and where each
+    node's bridge thinks its MAC is (a stale entry would point at the other node)."""
+    mac = lab.gnt("gnt-instance", "list", "--no-headers", "-o", "nic.mac/0", name).stdout.strip()
+    found = []
+    for index, node in settings.NODES.items():
+        fdb = lab.run(["bridge", "fdb", "show", "br", settings.BRIDGE], node=index, check=False)
+        where = [line for line in fdb.stdout.splitlines() if line.startswith(mac)]
+        found.append(f"{node.short}: ping {vms.pings(node, ip)}, fdb {where}")
+    return "; ".join(found)
+
+
 class Ticker:
     """An ssh session into a VM printing a counter every 0.5 s, read with deadlines."""
 
@@ -206,7 +218,10 @@ def test_a_vms_whole_life(lab2, instance_name, capture, snapshots):
         lab2.gnt("gnt-instance", "migrate", "-f", first, timeout=900)
         pnode = lab2.gnt("gnt-instance", "list", "--no-headers", "-o", "pnode", first).stdout
         assert pnode.strip() == node2.name
-        assert session.newer(60), f"the same session ticks on after the move: {session.state()}"
+        assert session.newer(60), (
+            f"the same session ticks on after the move: {session.state()};"
+            f" {after_move(lab2, first, ip)}"
+        )
         first_value = session.values[0]
         assert session.values == list(range(first_value, first_value + len(session.values)))
     finally:
