@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ganeti_ext import config as configfile
 from ganeti_ext import paths
 from ganeti_ext.amqp.routing import EXCHANGE
 from ganeti_ext.config import spec
@@ -63,3 +64,18 @@ class Eventd:
 class EventdConfig:
     amqp: Amqp = field(default_factory=Amqp)
     eventd: Eventd = field(default_factory=Eventd)
+
+
+SPOOL_SUBDIR = "spool"  # under [eventd] state_dir: what others hand over to eventd
+
+
+def spool_dir(where: paths.Paths = paths.DEFAULT) -> Path:
+    """eventd's hand-over spool as eventd's own configuration places it, for the hook and
+    snf-progress-monitor: they must write where eventd reads, whatever `state_dir` says.
+
+    Without a configuration file, the default (`where` re-roots it in tests). Raises
+    ConfigError for a configuration eventd itself would refuse.
+    """
+    if not where.eventd_conf.exists():
+        return where.eventd_spool_dir
+    return configfile.load(EventdConfig, where.eventd_conf).eventd.state_dir / SPOOL_SUBDIR

@@ -20,7 +20,7 @@ from ganeti_ext import paths
 from ganeti_ext.amqp.publisher import Publisher
 from ganeti_ext.eventd import catchup
 from ganeti_ext.eventd.backoff import Backoff
-from ganeti_ext.eventd.config import EventdConfig
+from ganeti_ext.eventd.config import SPOOL_SUBDIR, EventdConfig
 from ganeti_ext.eventd.drain import Drainer, PublisherLike
 from ganeti_ext.eventd.master import MasterCheck
 from ganeti_ext.eventd.outbox import Outbox
@@ -58,7 +58,7 @@ class Layout:
 
     @property
     def spool_dir(self) -> Path:
-        return self.state_dir / "spool"
+        return self.state_dir / SPOOL_SUBDIR
 
     @property
     def state_db(self) -> Path:

@@ -22,6 +22,7 @@ from typing import NoReturn
 from ganeti_ext import logsetup, paths
 from ganeti_ext.environ import hooks as hook_env
 from ganeti_ext.errors import GanetiExtError
+from ganeti_ext.eventd import config as eventd_config
 from ganeti_ext.hooks import neighbours, node, notify
 from ganeti_ext.network import hook as nic_hook
 from ganeti_ext.network import settings as network_settings
@@ -44,7 +45,15 @@ class HookContext:
     getfqdn: Callable[[], str] = field(default=node.socket.getfqdn)
 
     def spool(self) -> Spool:
-        return Spool(self.paths.eventd_spool_dir)
+        try:
+            where = eventd_config.spool_dir(self.paths)
+        except GanetiExtError as err:
+            # eventd refuses that configuration too; the default spool keeps the message.
+            log.error(
+                "eventd's configuration: %s; spooling to %s", err, self.paths.eventd_spool_dir
+            )
+            where = self.paths.eventd_spool_dir
+        return Spool(where)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from typing import Any, NoReturn, Protocol
 from ganeti_ext import cli, logsetup, paths
 from ganeti_ext.amqp import routing
 from ganeti_ext.errors import GanetiExtError, ValidationError
+from ganeti_ext.eventd import config as eventd_config
 from ganeti_ext.progress import events
 from ganeti_ext.spool import OutgoingMessage, Spool
 
@@ -175,8 +176,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--spool",
         type=Path,
-        default=paths.DEFAULT.eventd_spool_dir,
-        help=f"eventd's hand-over spool (default {paths.DEFAULT.eventd_spool_dir})",
+        help="eventd's hand-over spool (default: <state_dir>/spool of "
+        f"{paths.EVENTD_CONF}, else {paths.DEFAULT.eventd_spool_dir})",
     )
     parser.add_argument(
         "--interval",
@@ -216,7 +217,7 @@ def execute(argv: Sequence[str], env: Mapping[str, str], stdin_fd: int = 0) -> i
         return EXIT_USAGE
     monitor = Monitor(
         instance,
-        Spool(args.spool),
+        Spool(args.spool or _eventd_spool()),
         throttle=events.CopyProgressThrottle(interval=max(0.0, args.interval)),
     )
     pump(stdin_fd, monitor)
@@ -228,6 +229,15 @@ def execute(argv: Sequence[str], env: Mapping[str, str], stdin_fd: int = 0) -> i
         monitor.lost,
     )
     return EXIT_LOST if monitor.lost else 0
+
+
+def _eventd_spool() -> Path:
+    try:
+        return eventd_config.spool_dir()
+    except GanetiExtError as err:
+        # eventd refuses that configuration too; the default spool keeps the events.
+        log.error("eventd's configuration: %s; spooling to the default", err)
+        return paths.DEFAULT.eventd_spool_dir
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

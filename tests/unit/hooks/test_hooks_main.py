@@ -35,6 +35,24 @@ def test_master_spools_one_notification(root):
     assert message.body["node"] == "node1.ganeti.test"
 
 
+def test_the_spool_is_where_eventds_configuration_puts_it(root, tmp_path):
+    """A changed [eventd] state_dir moves eventd's spool: the hook follows it."""
+    moved = tmp_path / "elsewhere"
+    root.eventd_conf.parent.mkdir(parents=True, exist_ok=True)
+    root.eventd_conf.write_text(f"[eventd]\nstate_dir = {moved}\n")
+    outcome = hook_main.run(captured("network-add"), context(root))
+    assert len(Spool(moved / "spool").pending()) == 1
+    assert outcome.spooled and spooled(root) == []
+
+
+def test_a_broken_eventd_configuration_still_spools_to_the_default(root, caplog):
+    root.eventd_conf.parent.mkdir(parents=True, exist_ok=True)
+    root.eventd_conf.write_text("[eventd]\nno_such_key = 1\n")
+    outcome = hook_main.run(captured("network-add"), context(root))
+    assert outcome.spooled and len(spooled(root)) == 1
+    assert "no_such_key" in caplog.text
+
+
 def test_other_nodes_do_not_report(root):
     outcome = hook_main.run(captured("network-add"), context(root, "node2.ganeti.test"))
     assert outcome.spooled is None and spooled(root) == []

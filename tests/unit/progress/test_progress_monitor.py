@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import subprocess
@@ -8,6 +9,8 @@ import time
 import pytest
 from unit_helpers import REPO
 
+from ganeti_ext import paths
+from ganeti_ext.eventd import config as eventd_config
 from ganeti_ext.progress import events, monitor
 from ganeti_ext.spool import Spool
 
@@ -116,6 +119,18 @@ def test_shim_as_upstream_snf_image_runs_it(tmp_path):
     got = bodies(tmp_path)
     assert [body["type"] for body in got] == ["image-info", "image-warning", "image-helper"]
     assert {body["instance"] for body in got} == {"snf-8"}
+
+
+def test_spool_follows_eventds_configured_state_dir(tmp_path):
+    conf = tmp_path / "eventd.conf"
+    conf.write_text(f"[eventd]\nstate_dir = {tmp_path / 'state'}\n")
+    where = paths.DEFAULT.under(tmp_path / "root")
+    where = dataclasses.replace(where, eventd_conf=conf)
+    assert eventd_config.spool_dir(where) == tmp_path / "state" / "spool"
+    assert (
+        eventd_config.spool_dir(paths.DEFAULT.under(tmp_path))
+        == paths.DEFAULT.under(tmp_path).eventd_spool_dir
+    )  # no configuration file: the default
 
 
 def test_without_an_instance_stdin_is_still_drained(tmp_path):
