@@ -19,11 +19,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from ganeti_ext import logsetup, paths
+from ganeti_ext import logsetup, node, paths
 from ganeti_ext.environ import hooks as hook_env
 from ganeti_ext.errors import GanetiExtError
 from ganeti_ext.eventd import config as eventd_config
-from ganeti_ext.hooks import neighbours, node, notify
+from ganeti_ext.hooks import neighbours, notify
 from ganeti_ext.network import hook as nic_hook
 from ganeti_ext.network import settings as network_settings
 from ganeti_ext.runner import DEFAULT_RUNNER, Runner
@@ -42,7 +42,7 @@ class HookContext:
     paths: paths.Paths = paths.DEFAULT
     runner: Runner = DEFAULT_RUNNER
     clock: Callable[[], float] = time.time
-    getfqdn: Callable[[], str] = field(default=node.socket.getfqdn)
+    own_name: Callable[[], str] = field(default=node.canonical_name)
 
     def spool(self) -> Spool:
         try:
@@ -77,7 +77,7 @@ def run(env: Mapping[str, str], context: HookContext | None = None) -> Outcome:
     if parsed.hooks_path not in notify.HPATHS:
         outcome.skipped = f"hook path {parsed.hooks_path} is not reported"
         return outcome
-    me = node.own_name(context.getfqdn)
+    me = context.own_name()
     if node.is_master(me, node.master_name(context.paths.ganeti_data_dir), parsed.master):
         message = notify.build(
             parsed, context.clock(), node=me, tag_prefix=_firewall_tag_prefix(context.paths)

@@ -18,7 +18,7 @@ def root(tmp_path):
 
 def context(layout, me="node1.ganeti.test", ip=None):
     return hook_main.HookContext(
-        paths=layout, runner=ip or FakeIp(), clock=lambda: 1700000000.5, getfqdn=lambda: me
+        paths=layout, runner=ip or FakeIp(), clock=lambda: 1700000000.5, own_name=lambda: me
     )
 
 

@@ -1,10 +1,17 @@
 import pytest
 
-from ganeti_ext.hooks import node
+from ganeti_ext import node
 
 
-def test_own_name_is_normalised_like_ganeti():
-    assert node.own_name(lambda: "Node1.Ganeti.Test.\n") == "node1.ganeti.test"
+def test_canonical_name_of_localhost():
+    assert node.canonical_name("localhost") in ("localhost", "localhost.localdomain")
+
+
+def test_names_compare_like_ganeti_and_a_short_name_matches_its_fqdn():
+    assert node.same_node("node1.ganeti.test", "NODE1.ganeti.test.")
+    assert node.same_node("node1", "node1.ganeti.test")
+    assert not node.same_node("node2.ganeti.test", "node1.ganeti.test")
+    assert not node.same_node("node1.ganeti.test", None)
 
 
 def test_master_name_from_ssconf(tmp_path):
