@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ganeti_ext.errors import GanetiExtError
 from ganeti_ext.fsutil import atomic_write
+from ganeti_ext.truth import truth
 
 KEYS = (
     "INDEV",
@@ -53,8 +54,6 @@ _HOSTNAME = re.compile(
     r"^(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
 )
-_TRUE = ("1", "yes", "true", "on")
-_FALSE = ("", "0", "no", "false", "off")
 
 
 class BindingError(GanetiExtError):
@@ -173,11 +172,9 @@ def _network(source: str, key: str, raw: str, kind: type) -> object:
 
 
 def _boolean(source: str, key: str, raw: str) -> bool:
-    lowered = raw.lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
+    answer = truth(raw, empty=False)
+    if answer is not None:
+        return answer
     raise BindingError(source, f"must be yes/no (true/false, 1/0), got {raw!r}", key)
 
 

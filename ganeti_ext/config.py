@@ -29,12 +29,11 @@ from urllib.parse import urlsplit
 
 from ganeti_ext.errors import ConfigError, ValidationError
 from ganeti_ext.logsetup import is_secret_name
+from ganeti_ext.truth import truth
 
 KINDS = ("str", "int", "float", "bool", "size", "list", "url-list", "path", "choice")
 _SIZE_SUFFIXES = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 _SETTING = "ganeti_ext.config.setting"
-_TRUE = ("1", "yes", "true", "on")
-_FALSE = ("0", "no", "false", "off")
 
 T = TypeVar("T")
 
@@ -200,11 +199,9 @@ def _convert(raw: str, setting: Setting, path: Path, section_name: str, key: str
     if kind == "str":
         return raw
     if kind == "bool":
-        lowered = raw.lower()
-        if lowered in _TRUE:
-            return True
-        if lowered in _FALSE:
-            return False
+        answer = truth(raw)
+        if answer is not None:
+            return answer
         raise fail("must be yes/no (true/false, on/off, 1/0)")
     if kind in ("int", "float", "size"):
         try:

@@ -9,11 +9,10 @@ from types import MappingProxyType
 
 from ganeti_ext.errors import EnvError
 from ganeti_ext.logsetup import is_secret_name
+from ganeti_ext.truth import truth
 
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}\Z")
 _MAC_PREFIX = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){2}\Z")
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off", "")
 
 IPv4Or6Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -69,11 +68,9 @@ class EnvReader:
         value = self._get(name)
         if value is None:
             return default
-        lowered = value.strip().lower()
-        if lowered in _TRUE:
-            return True
-        if lowered in _FALSE:
-            return False
+        answer = truth(value, empty=False)  # Ganeti writes an unset flag as ""
+        if answer is not None:
+            return answer
         raise EnvError(name, f"must be True or False{self._shown(name, value)}")
 
     def choice(self, name: str, choices: tuple[str, ...], *, required: bool = False) -> str | None:

@@ -19,10 +19,10 @@ from ganeti_ext.osdef import hostkeys, tasks
 from ganeti_ext.osdef.params import SnfImageParams
 from ganeti_ext.osdef.passwd import hash_password
 from ganeti_ext.osdef.settings import NetworkSection
+from ganeti_ext.truth import is_yes
 
 CONFIG_VERSION = 1
 SUPPORTED_FAMILIES = ("linux",)
-TRUE = ("1", "yes", "true", "on")
 
 
 def properties(params: SnfImageParams) -> dict[str, str]:
@@ -42,11 +42,11 @@ def check_os_family(props: Mapping[str, str], image: str) -> None:
 
 def selected_tasks(props: Mapping[str, str]) -> list[str]:
     """The tasks to run, in order: all but EXCLUDE_TASK_<Name>; none with EXCLUDE_ALL_TASKS."""
-    if props.get("EXCLUDE_ALL_TASKS", "").strip().lower() in TRUE:
+    if is_yes(props.get("EXCLUDE_ALL_TASKS")):
         return []
     chosen = []
     for name in tasks.ORDER:
-        excluded = props.get(f"EXCLUDE_TASK_{name.upper()}", "").strip().lower() in TRUE
+        excluded = is_yes(props.get(f"EXCLUDE_TASK_{name.upper()}"))
         if name in tasks.ALWAYS or not excluded:
             chosen.append(name)
     return chosen
