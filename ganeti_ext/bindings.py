@@ -118,14 +118,6 @@ def normalize_mac(raw: str) -> str | None:
     return mac if _MAC.match(mac) else None
 
 
-def eui64_address(subnet6: ipaddress.IPv6Network, mac: str) -> ipaddress.IPv6Address:
-    """The modified EUI-64 (RFC 4291) address of `mac` in a /64 (or shorter) prefix."""
-    raw = bytearray.fromhex(mac.replace(":", ""))
-    raw[0] ^= 0x02
-    iid = bytes(raw[:3]) + b"\xff\xfe" + bytes(raw[3:])
-    return ipaddress.IPv6Address(int(subnet6.network_address) | int.from_bytes(iid, "big"))
-
-
 def check(b: Binding) -> None:
     """Raise BindingError if the binding's fields do not hang together."""
     source = b.tap

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from ganeti_ext.environ.hooks import HookInstance
 from ganeti_ext.errors import CommandError
+from ganeti_ext.inet import eui64_address
 from ganeti_ext.runner import DEFAULT_RUNNER, Runner
 
 log = logging.getLogger(__name__)
@@ -30,14 +31,6 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 class ProxyEntry:
     address: Address
     device: str
-
-
-def eui64_address(subnet: ipaddress.IPv6Network, mac: str) -> ipaddress.IPv6Address:
-    """The SLAAC (EUI-64) address of `mac` in a /64, as the cloud layer assigns them."""
-    octets = [int(part, 16) for part in mac.split(":")]
-    octets[0] ^= 0x02
-    interface = [*octets[:3], 0xFF, 0xFE, *octets[3:]]
-    return ipaddress.IPv6Address(int(subnet.network_address) | int.from_bytes(bytes(interface)))
 
 
 def instance_addresses(instance: HookInstance) -> set[Address]:

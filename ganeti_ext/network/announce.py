@@ -11,6 +11,8 @@ import ipaddress
 import socket
 import struct
 
+from ganeti_ext import inet
+
 BROADCAST = b"\xff" * 6
 ALL_NODES_MAC = bytes.fromhex("333300000001")
 ALL_NODES = ipaddress.IPv6Address("ff02::1")
@@ -27,15 +29,6 @@ def garp_frame(mac: str, address: ipaddress.IPv4Address) -> bytes:
     return BROADCAST + _mac(mac) + b"\x08\x06" + arp
 
 
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def unsolicited_na_frame(
     mac: str, address: ipaddress.IPv6Address, source: ipaddress.IPv6Address
 ) -> bytes:
@@ -43,7 +36,7 @@ def unsolicited_na_frame(
     option = b"\x02\x01" + _mac(mac)  # target link-layer address
     body = struct.pack("!BBHI16s", 136, 0, 0, 0x20000000, address.packed) + option
     pseudo = source.packed + ALL_NODES.packed + struct.pack("!I3xB", len(body), 58)
-    checksum = _checksum(pseudo + body)
+    checksum = inet.checksum(pseudo + body)
     body = body[:2] + struct.pack("!H", checksum) + body[4:]
     header = struct.pack(
         "!IHBB16s16s", 0x60000000, len(body), 58, 255, source.packed, ALL_NODES.packed

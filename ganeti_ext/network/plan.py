@@ -10,9 +10,9 @@ import ipaddress
 from dataclasses import dataclass
 
 from ganeti_ext import firewall
-from ganeti_ext.bindings import eui64_address
 from ganeti_ext.environ.nic import NicRequest
 from ganeti_ext.errors import ValidationError
+from ganeti_ext.inet import eui64_address
 from ganeti_ext.network.settings import Settings
 
 LINK_LOCAL = ipaddress.IPv6Network("fe80::/64")

@@ -13,7 +13,8 @@ import dataclasses
 import ipaddress
 import struct
 
-from ganeti_ext.bindings import Binding, eui64_address
+from ganeti_ext.bindings import Binding
+from ganeti_ext.inet import eui64_address
 from ganeti_ext.nfdhcpd.packets import (
     ETH_P_IPV6,
     IPPROTO_ICMPV6,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import struct
 
+from ganeti_ext.inet import checksum, eui64_iid
+
 ETH_P_IP = 0x0800
 ETH_P_IPV6 = 0x86DD
 IPPROTO_UDP = 17
@@ -24,21 +26,6 @@ _IPV6 = struct.Struct("!IHBB16s16s")
 
 class Malformed(ValueError):
     """A packet that cannot be what it claims to be; never answered."""
-
-
-def checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071) of `data`."""
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(memoryview(data).cast("H"))
-    # The sum was taken in host order; fold, then swap to network order if needed.
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    total = ~total & 0xFFFF
-    return int.from_bytes(total.to_bytes(2, "little"), "big") if _LITTLE else total
-
-
-_LITTLE = struct.pack("=H", 1) == b"\x01\x00"
 
 
 def ethernet(dst: bytes, src: bytes, ethertype: int, payload: bytes) -> bytes:
@@ -127,10 +114,6 @@ def multicast_mac6(address: bytes) -> bytes:
 def link_local(mac: bytes) -> bytes:
     """fe80::/64 modified EUI-64 address of `mac`."""
     return b"\xfe\x80" + b"\0" * 6 + eui64_iid(mac)
-
-
-def eui64_iid(mac: bytes) -> bytes:
-    return bytes([mac[0] ^ 0x02]) + mac[1:3] + b"\xff\xfe" + mac[3:6]
 
 
 def mac_text(mac: bytes) -> str:

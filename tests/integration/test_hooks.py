@@ -20,6 +20,7 @@ import pytest
 
 from ganeti_ext.events.schema import load_schema
 from ganeti_ext.hooks import neighbours, notify
+from ganeti_ext.inet import eui64_address
 from labkit import settings
 
 HOOKS_DIR = Path("/etc/ganeti/hooks")
@@ -130,7 +131,7 @@ def test_migration_cleans_proxy_neighbours_on_the_old_primary(lab2, instance_nam
     fields = lab.gnt("gnt-instance", "list", "--no-headers", "--separator=|",
                      "-o", "nic.ip/0,nic.mac/0", name).stdout.strip()  # fmt: skip
     ip, mac = fields.split("|")
-    ipv6 = neighbours.eui64_address(ipaddress.IPv6Network(settings.NETWORK.subnet6), mac)
+    ipv6 = eui64_address(ipaddress.IPv6Network(settings.NETWORK.subnet6), mac)
     # What a routed NIC script leaves on the node (br0 stands in for the uplink here).
     lab.run(["ip", "neigh", "replace", "proxy", ip, "dev", "br0"])
     lab.run(["ip", "-6", "neigh", "replace", "proxy", str(ipv6), "dev", "br0"])

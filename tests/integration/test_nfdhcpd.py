@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from instances import add_instance
 
-from ganeti_ext.bindings import Binding, eui64_address, read_binding, remove_binding, write_binding
+from ganeti_ext.bindings import Binding, read_binding, remove_binding, write_binding
+from ganeti_ext.inet import eui64_address
 from labkit import services, settings, suiteconf
 from labkit.clients import Client
 

@@ -6,6 +6,7 @@ from unit_helpers import env_fixture
 from ganeti_ext.environ import hooks as hook_env
 from ganeti_ext.errors import CommandError
 from ganeti_ext.hooks import neighbours
+from ganeti_ext.inet import eui64_address
 from ganeti_ext.runner import CompletedCommand
 
 SHOW4 = "198.51.100.20 dev br0 proxy\n198.51.100.99 dev br0 proxy\n"
@@ -37,7 +38,7 @@ def instance():
 
 def test_eui64_address():
     subnet = ipaddress.IPv6Network("2001:db8:100::/64")
-    assert neighbours.eui64_address(subnet, "aa:00:01:3c:5e:7f") == ipaddress.IPv6Address(
+    assert eui64_address(subnet, "aa:00:01:3c:5e:7f") == ipaddress.IPv6Address(
         "2001:db8:100:0:a800:1ff:fe3c:5e7f"
     )
 

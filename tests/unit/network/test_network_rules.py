@@ -11,6 +11,7 @@ import pytest
 from ganeti_ext.environ import nic as nic_env
 from ganeti_ext.environ.reader import read_env_file
 from ganeti_ext.errors import ConfigError, ValidationError
+from ganeti_ext.inet import checksum
 from ganeti_ext.network import announce, links, nftrules, settings
 from ganeti_ext.network.plan import plan_nic
 
@@ -327,7 +328,7 @@ def test_unsolicited_na_checksum_verifies():
     frame = announce.unsolicited_na_frame("02:00:00:00:00:01", address, address)
     ipv6, body = frame[14:54], frame[54:]
     pseudo = ipv6[8:40] + struct.pack("!I3xB", len(body), 58)
-    assert announce._checksum(pseudo + body) == 0
+    assert checksum(pseudo + body) == 0
     assert body[0] == 136 and body[8:24] == address.packed
 
 

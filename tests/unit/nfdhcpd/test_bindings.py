@@ -10,7 +10,6 @@ import pytest
 from ganeti_ext.bindings import (
     Binding,
     BindingError,
-    eui64_address,
     format_binding,
     is_binding_name,
     parse_binding,
@@ -18,6 +17,7 @@ from ganeti_ext.bindings import (
     remove_binding,
     write_binding,
 )
+from ganeti_ext.inet import eui64_address
 
 UPSTREAM_STYLE = """\
 INDEV=br0
