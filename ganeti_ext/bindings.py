@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ganeti_ext.errors import GanetiExtError
 from ganeti_ext.fsutil import atomic_write
+from ganeti_ext.inet import MAC, is_ifname
 from ganeti_ext.truth import truth
 
 KEYS = (
@@ -46,9 +47,7 @@ KEYS = (
 REQUIRED_KEYS = ("MAC", "HOSTNAME")
 MAX_FILE_SIZE = 64 * 1024  # a binding is a few hundred bytes; anything bigger is junk
 
-_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}\Z")
 # Linux interface names (IFNAMSIZ - 1 bytes), the portable subset; never hidden files.
-_IFNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}\Z")
 # RFC 1123 host name, optionally dotted; Ganeti instance names are FQDNs.
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -109,13 +108,13 @@ class Binding:
 
 def is_binding_name(name: str) -> bool:
     """Whether a directory entry may be a binding (not a temporary or hidden file)."""
-    return bool(_IFNAME.match(name)) and name not in (".", "..")
+    return is_ifname(name)
 
 
 def normalize_mac(raw: str) -> str | None:
     """aa:bb:cc:dd:ee:ff from any case or '-' separators; None if it is not a MAC."""
     mac = raw.strip().lower().replace("-", ":")
-    return mac if _MAC.match(mac) else None
+    return mac if MAC.match(mac) else None
 
 
 def check(b: Binding) -> None:

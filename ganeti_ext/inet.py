@@ -4,9 +4,21 @@ checksum (pure; one implementation each)."""
 from __future__ import annotations
 
 import ipaddress
+import re
 import struct
 
 _LITTLE = struct.pack("=H", 1) == b"\x01\x00"
+
+# A MAC as Ganeti writes it (lower-case, colon-separated), a network's 3-octet MAC prefix,
+# and a Linux interface name (at most 15 bytes; not "." or "..": those are paths).
+MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}\Z")
+MAC_PREFIX = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){2}\Z")
+_IFNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}\Z")
+
+
+def is_ifname(name: str) -> bool:
+    """Whether `name` can be a Linux network interface's name (and so a file name)."""
+    return bool(_IFNAME.match(name)) and name not in (".", "..")
 
 
 def eui64_iid(mac: bytes) -> bytes:

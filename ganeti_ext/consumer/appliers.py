@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ganeti_ext.amqp import routing
-from ganeti_ext.consumer.messages import FINAL_STATUSES, HOOK, EventTime, Incoming
+from ganeti_ext.consumer.messages import HOOK, EventTime, Incoming
 from ganeti_ext.consumer.model import (
     BUILD,
     DESTROYED,
@@ -19,6 +19,7 @@ from ganeti_ext.consumer.model import (
     OPER_STATE_FROM_OPCODE,
     UNKNOWN,
 )
+from ganeti_ext.events.jobfile import FINAL_STATUSES
 
 # Ganeti's answers when removing an instance that is already gone.
 _ALREADY_GONE = ("does not exist", "not known", "unknown instance")

@@ -20,6 +20,7 @@ from typing import Any
 
 from ganeti_ext.amqp import routing
 from ganeti_ext.errors import ValidationError
+from ganeti_ext.events.jobfile import STATUSES as JOB_STATUSES
 from ganeti_ext.hooks.notify import MESSAGE_TYPE as HOOK
 from ganeti_ext.hooks.notify import hook_routing_key
 from ganeti_ext.logsetup import mask_text
@@ -34,8 +35,6 @@ KNOWN_TYPES = (
     *routing.IMAGE_TYPES,
     HOOK,
 )
-JOB_STATUSES = ("queued", "waiting", "canceling", "running", "canceled", "success", "error")
-FINAL_STATUSES = ("success", "error", "canceled")
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "events" / "schemas"
 _REASON_LIMIT = 300

@@ -22,8 +22,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ganeti_ext.consumer import state
-from ganeti_ext.consumer.messages import FINAL_STATUSES
 from ganeti_ext.errors import GanetiExtError
+from ganeti_ext.events.jobfile import FINAL_STATUSES
 
 STALE = "stale"
 ORPHAN = "orphan"

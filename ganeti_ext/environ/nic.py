@@ -3,17 +3,16 @@ and Ganeti 3.2's /etc/ganeti/network/<mode>/{up,down} (same variables)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ganeti_ext.environ.network import NIC_MODES, NetworkInfo, read_network
 from ganeti_ext.environ.reader import EnvReader, IPv4Or6Address
 from ganeti_ext.errors import EnvError
+from ganeti_ext.inet import is_ifname
 
 # Linux ifnames: 1-15 bytes (IFNAMSIZ - 1), no '/', ':' or whitespace, not "." or "..".
 # We accept the portable subset; the name ends up in ip/nft/iptables command lines.
-_IFNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}\Z")
 
 
 @dataclass(frozen=True)
@@ -35,7 +34,7 @@ class NicRequest:
 
 def check_ifname(variable: str, name: str) -> str:
     """Return `name` if it is a valid Linux interface name, else raise EnvError."""
-    if name in (".", "..") or not _IFNAME.match(name):
+    if not is_ifname(name):
         raise EnvError(variable, f"not a valid interface name (1-15 of A-Za-z0-9_.-): {name!r}")
     return name
 

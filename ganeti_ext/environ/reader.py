@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Mapping
 from types import MappingProxyType
 
 from ganeti_ext.errors import EnvError
+from ganeti_ext.inet import MAC, MAC_PREFIX
 from ganeti_ext.logsetup import is_secret_name
 from ganeti_ext.truth import truth
-
-_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}\Z")
-_MAC_PREFIX = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){2}\Z")
 
 IPv4Or6Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -84,7 +81,7 @@ class EnvReader:
         if value is None:
             return None
         lowered = value.lower()
-        if not _MAC.match(lowered):
+        if not MAC.match(lowered):
             raise EnvError(name, f"not a MAC address: {value!r}")
         return lowered
 
@@ -93,7 +90,7 @@ class EnvReader:
         if value is None:
             return None
         lowered = value.lower()
-        if not _MAC_PREFIX.match(lowered):
+        if not MAC_PREFIX.match(lowered):
             raise EnvError(name, f"not a 3-byte MAC prefix (aa:bb:cc): {value!r}")
         return lowered
 

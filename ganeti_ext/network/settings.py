@@ -15,8 +15,8 @@ from pathlib import Path
 
 from ganeti_ext import firewall, paths
 from ganeti_ext.errors import ConfigError
+from ganeti_ext.inet import MAC
 
-_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}\Z")
 _KEY = re.compile(r"^[A-Z][A-Z0-9_]*\Z")
 
 
@@ -90,7 +90,7 @@ def _convert(source: str, key: str, value: str) -> object:
         return Path(value)
     if key in ("TAP_CONSTANT_MAC", "MAC_MASK"):
         mac = value.lower()
-        if not _MAC.match(mac):
+        if not MAC.match(mac):
             raise _error(source, key, f"not a MAC address (aa:bb:cc:dd:ee:ff): {value!r}")
         if key == "TAP_CONSTANT_MAC" and int(mac[:2], 16) & 1:
             raise _error(source, key, f"must be a unicast MAC: {value!r}")
