@@ -7,12 +7,15 @@ That also tests the unit file the package ships.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from labkit import settings
@@ -25,6 +28,7 @@ UNIT_DIRS = (
     Path("/etc/systemd/system"),
 )
 _VAR = re.compile(r"\$\{(\w+)\}|\$(\w+)")
+READY_TIMEOUT = 60.0  # seconds for a Type=notify daemon to say READY=1
 
 
 def unit_file(service: str) -> Path | None:
@@ -110,22 +114,64 @@ def start(service: str, node: Node) -> int:
     for pre in exec_lines(unit_text, "ExecStartPre"):  # e.g. nfdhcpd-rules up
         log(f"{service} on {node.short}: {shlex.join(pre)}")
         subprocess.run(in_node(node, pre), check=True, capture_output=True, timeout=60)
-    wrapped = in_node(node, ["env", *(f"{k}={v}" for k, v in env.items()), *argv])
-    log(f"starting {service} on {node.short}: {shlex.join(wrapped)}")
     settings.RUN_DIR.mkdir(parents=True, exist_ok=True)
-    out = open(settings.STATE_DIR / f"{service}-{node.short}.out", "ab")  # noqa: SIM115
-    proc = subprocess.Popen(
-        wrapped, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
-    )
-    out.close()
-    _pidfile(service, node).write_text(f"{proc.pid}\n")
-    time.sleep(0.5)
-    if proc.poll() is not None:
-        raise LabError(
-            f"{service} exited at once with {proc.returncode} "
-            f"(see {settings.STATE_DIR}/{service}-{node.short}.out)"
-        )
+    with contextlib.ExitStack() as cleanup:
+        notify = None
+        if _unit_value(unit_text, "Type") == "notify":
+            # As systemd does: the daemon says READY=1 on this socket once it serves.
+            notify = cleanup.enter_context(_notify_socket(service, node))
+            env["NOTIFY_SOCKET"] = notify.getsockname()
+        wrapped = in_node(node, ["env", *(f"{k}={v}" for k, v in env.items()), *argv])
+        log(f"starting {service} on {node.short}: {shlex.join(wrapped)}")
+        out_path = settings.STATE_DIR / f"{service}-{node.short}.out"
+        with open(out_path, "ab") as out:
+            proc = subprocess.Popen(
+                wrapped, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
+            )
+        _pidfile(service, node).write_text(f"{proc.pid}\n")
+        if notify is not None:
+            _await_ready(service, proc, notify, out_path)
+        elif proc.poll() is not None:
+            raise LabError(f"{service} exited at once with {proc.returncode} (see {out_path})")
     return proc.pid
+
+
+def _unit_value(unit_text: str, key: str) -> str | None:
+    for line in unit_text.splitlines():
+        name, _, value = line.strip().partition("=")
+        if name == key:
+            return value.strip()
+    return None
+
+
+@contextlib.contextmanager
+def _notify_socket(service: str, node: Node) -> Iterator[socket.socket]:
+    path = settings.RUN_DIR / f"notify-{service}-{node.short}.sock"
+    path.unlink(missing_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sock.bind(str(path))
+        path.chmod(0o666)  # a daemon that dropped root still reaches it
+        yield sock
+    finally:
+        sock.close()
+        path.unlink(missing_ok=True)
+
+
+def _await_ready(service: str, proc: subprocess.Popen, sock: socket.socket, out: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    sock.settimeout(0.2)
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise LabError(f"{service} exited with {proc.returncode} before ready (see {out})")
+        try:
+            message = sock.recv(4096).decode(errors="replace")
+        except TimeoutError:
+            continue
+        if "READY=1" in message.split("\n"):
+            log(f"{service} is ready: {message.replace(chr(10), '; ')}")
+            return
+    raise LabError(f"{service} did not say READY=1 within {READY_TIMEOUT:.0f} s (see {out})")
 
 
 def stop(service: str, node: Node, timeout: float = 10) -> None:

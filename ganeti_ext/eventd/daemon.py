@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ganeti_ext import paths
+from ganeti_ext import paths, sdnotify
 from ganeti_ext.amqp.publisher import Publisher
 from ganeti_ext.eventd import catchup
 from ganeti_ext.eventd.backoff import Backoff
@@ -228,8 +228,11 @@ class Eventd:
                     waiting_for_queue = False
                     self._full_scan()
                     log.info("watching %s", self.layout.queue_dir)
+                    sdnotify.ready(f"watching {self.layout.queue_dir}")
                 else:
                     log.warning("job queue %s not there (yet); retrying", self.layout.queue_dir)
+                    # Running as designed (it waits for Ganeti): not a failed start.
+                    sdnotify.ready(f"waiting for the job queue {self.layout.queue_dir}")
                     if self.stop_requested.wait(HOUSEKEEPING_INTERVAL):
                         break
                     continue

@@ -8,7 +8,7 @@ import os
 import pwd
 from collections.abc import Sequence
 
-from ganeti_ext import logsetup, paths
+from ganeti_ext import logsetup, paths, sdnotify
 from ganeti_ext.cli import run_main
 from ganeti_ext.errors import GanetiExtError
 from ganeti_ext.nfdhcpd import config as nfconfig
@@ -93,6 +93,8 @@ def main(argv: Sequence[str]) -> int:
         "on" if cfg.dhcp else "off",
         cfg.ipv6.mode if cfg.ipv6 else "off",
     )
+    # Queues bound, bindings read: from now on a request gets its answer.
+    sdnotify.ready(f"answering for {len(daemon.table)} bindings")
     try:
         daemon.run(inotify)
     finally:
