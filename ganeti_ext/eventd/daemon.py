@@ -91,6 +91,7 @@ class Eventd:
         self.config = config
         self.layout = layout
         self.stop_requested = threading.Event()
+        self.watching = threading.Event()  # set once the job queue is watched (readiness)
         fsync = config.eventd.fsync
         self._unroutable_keys: set[str] = set()
         self.outbox = Outbox(layout.outbox_dir, fsync=fsync)
@@ -228,6 +229,7 @@ class Eventd:
                     waiting_for_queue = False
                     self._full_scan()
                     log.info("watching %s", self.layout.queue_dir)
+                    self.watching.set()
                     sdnotify.ready(f"watching {self.layout.queue_dir}")
                 else:
                     log.warning("job queue %s not there (yet); retrying", self.layout.queue_dir)

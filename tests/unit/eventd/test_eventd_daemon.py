@@ -45,6 +45,7 @@ class Running:
 
     def __enter__(self):
         self.thread.start()
+        assert self.daemon.watching.wait(10), "the daemon watches the queue"
         return self
 
     def __exit__(self, *exc):
@@ -55,21 +56,20 @@ class Running:
 
 def test_live_job_versions_give_one_message_per_status(layout):
     with Running(layout) as running:
-        time.sleep(0.3)
         for n in range(1, 7):
             shutil.copy(JOBS / f"instance-startup.{n}.json", layout.queue_dir / "job-33.tmp")
             (layout.queue_dir / "job-33.tmp").rename(layout.queue_dir / "job-33")
-            time.sleep(0.15)
+            time.sleep(0.15)  # versions a little apart, as Ganeti writes them
         wait_for(lambda: "cluster.ganeti.test:33:0:success" in running.publisher.ids)
         archive(layout.queue_dir, 33)
-        time.sleep(0.3)
-    statuses = [body["status"] for _, body, _ in running.publisher.sent]
+        write_job(layout.queue_dir, 34)  # a control: once it is out, the archive was seen
+        wait_for(lambda: "cluster.ganeti.test:34:0:success" in running.publisher.ids)
+    statuses = [body["status"] for _, body, _ in running.publisher.sent if body["jobId"] == 33]
     assert statuses == ["queued", "waiting", "running", "success"]
 
 
 def test_malformed_files_do_not_stop_the_daemon(layout, caplog):
     with Running(layout) as running:
-        time.sleep(0.3)
         (layout.queue_dir / "job-5").write_text('{"id": 5, "ops": [{"inp')
         (layout.queue_dir / "job-6").write_bytes(b"\x00garbage")
         write_job(layout.queue_dir, 7)
@@ -83,7 +83,6 @@ def test_malformed_files_do_not_stop_the_daemon(layout, caplog):
 
 def test_live_job_first_seen_finished_gives_the_statuses_it_skipped(layout):
     with Running(layout) as running:
-        time.sleep(0.3)
         shutil.copy(JOBS / "instance-startup.4.json", layout.queue_dir / "job-33.tmp")
         (layout.queue_dir / "job-33.tmp").rename(layout.queue_dir / "job-33")
         wait_for(lambda: "cluster.ganeti.test:33:0:waiting" in running.publisher.ids)
@@ -91,7 +90,8 @@ def test_live_job_first_seen_finished_gives_the_statuses_it_skipped(layout):
         shutil.copy(JOBS / "instance-startup.6.json", layout.queue_dir / "job-33.tmp")
         (layout.queue_dir / "job-33.tmp").rename(layout.queue_dir / "job-33")
         wait_for(lambda: len(running.publisher.ids) == 8)
-        time.sleep(0.3)
+        write_job(layout.queue_dir, 35)  # a control: once it is out, 33 and 34 were seen
+        wait_for(lambda: "cluster.ganeti.test:35:0:success" in running.publisher.ids)
     sent = [(body["jobId"], body["status"]) for _, body, _ in running.publisher.sent]
     assert sent[:2] == [(33, "queued"), (33, "waiting")]
     assert [s for j, s in sent if j == 33] == ["queued", "waiting", "running", "success"]
@@ -100,7 +100,6 @@ def test_live_job_first_seen_finished_gives_the_statuses_it_skipped(layout):
 
 def test_one_change_in_an_idle_daemon_is_published_at_once(layout):
     with Running(layout) as running:
-        time.sleep(0.5)
         shutil.copy(JOBS / "instance-startup.1.json", layout.queue_dir / "job-33.tmp")
         (layout.queue_dir / "job-33.tmp").rename(layout.queue_dir / "job-33")
         wait_for(lambda: running.publisher.ids == ["cluster.ganeti.test:33:0:queued"])
@@ -110,18 +109,17 @@ def test_one_change_in_an_idle_daemon_is_published_at_once(layout):
 
 def test_hand_over_spool_is_drained_even_when_not_master(layout):
     with Running(layout, own_name="node2.ganeti.test") as running:
-        time.sleep(0.3)
         write_job(layout.queue_dir, 1)
         Spool(layout.spool_dir).put(OutgoingMessage("ganeti.snf.event.hook", {"x": 1}, "hook-1"))
         wait_for(lambda: running.publisher.ids == ["hook-1"])
-        time.sleep(0.3)
-    assert running.publisher.ids == ["hook-1"]  # no job message from a non-master
+        Spool(layout.spool_dir).put(OutgoingMessage("ganeti.snf.event.hook", {"x": 2}, "hook-2"))
+        wait_for(lambda: "hook-2" in running.publisher.ids)  # a control, spooled after the job
+    assert running.publisher.ids == ["hook-1", "hook-2"]  # no job message from a non-master
 
 
 def test_failover_makes_the_candidate_publish(layout):
     write_job(layout.queue_dir, 1, status="running", end_timestamp=None)
     with Running(layout, own_name="node2.ganeti.test") as running:
-        time.sleep(0.3)
         assert running.publisher.sent == []
         (layout.ganeti_data_dir / "ssconf_master_node").write_text("node2.ganeti.test\n")
         write_job(layout.queue_dir, 1)
