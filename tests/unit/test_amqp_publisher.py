@@ -4,7 +4,6 @@
 """
 
 import json
-import time
 import uuid
 
 import kombu
@@ -274,12 +273,10 @@ def test_nacks_fail_the_batch_naming_how_many():
 def test_confirm_timeout_fails_the_batch_and_drops_the_connection():
     broker = FakeBroker(lambda tags: [("ack", tags[0], False)])  # the rest never comes
     publisher = fake_publisher(broker, confirm_timeout=0.2)
-    started = time.monotonic()
     with pytest.raises(
         PublishError, match=r"2 not confirmed by amqp://guest:\*+@broker// within 0.2 s"
     ):
         publisher.publish_many(batch(3))
-    assert time.monotonic() - started < 2
     assert broker.connections[0].released and publisher.connected_url is None
 
 

@@ -1,5 +1,6 @@
 import logging
 import os
+import threading
 
 import pytest
 
@@ -48,8 +49,13 @@ def test_mask_mapping():
 
 
 def test_masking_stays_fast_on_huge_tokens():
-    # Base64 personality blobs are long; a backtracking pattern would take minutes.
-    logsetup.mask_text("passw" * 40000 + "x" + "a." * 100000 + "x://a:" + "b" * 100000)
+    # Base64 personality blobs are long; a backtracking pattern would take minutes. The
+    # deadline turns such a hang into a failure (it is no speed measurement).
+    text = "passw" * 40000 + "x" + "a." * 100000 + "x://a:" + "b" * 100000
+    worker = threading.Thread(target=logsetup.mask_text, args=(text,), daemon=True)
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive(), "mask_text did not finish within a minute"
 
 
 def test_filter_masks_message_args_and_traceback(tmp_path, clean_logging):
