@@ -83,3 +83,30 @@ def test_unroutable_message_is_returned_and_reported_not_lost_silently(lab, boun
         pytest.raises(PublishError, match="returned unroutable"),
     ):
         publisher.publish(f"unbound.{uuid.uuid4().hex}", {"n": 3}, "lost-3")
+
+
+def test_a_full_queue_that_rejects_publishes_is_a_nack(lab):
+    """x-overflow=reject-publish: the broker nacks what the queue cannot take, and the
+    publisher says so (the caller keeps the batch) instead of calling it delivered."""
+    key = f"test.full.{uuid.uuid4().hex}"
+    exchange = kombu.Exchange("ganeti", type="topic", durable=True)
+    queue = kombu.Queue(
+        key,
+        exchange=exchange,
+        routing_key=key,
+        durable=False,
+        queue_arguments={"x-max-length": 1, "x-overflow": "reject-publish"},
+    )
+    with lab.amqp_socket_factory():
+        conn = kombu.Connection(lab.amqp_url)
+        conn.connect()
+    queue(conn.default_channel).declare()
+    try:
+        with lab.amqp_socket_factory(), Publisher([lab.amqp_url]) as publisher:
+            publisher.publish(key, {"n": 1}, "fits-1")  # the control: the first one fits
+            with pytest.raises(PublishError, match="nacked by the broker"):
+                publisher.publish(key, {"n": 2}, "over-2")
+        assert json.loads(_get(conn, queue).body) == {"n": 1}
+    finally:
+        queue(conn.default_channel).delete()
+        conn.release()
