@@ -21,11 +21,13 @@ from typing import NoReturn
 
 from ganeti_ext import logsetup, node, paths
 from ganeti_ext.environ import hooks as hook_env
+from ganeti_ext.environ.hooks import HookInstance
 from ganeti_ext.errors import GanetiExtError
 from ganeti_ext.eventd import config as eventd_config
 from ganeti_ext.hooks import neighbours, notify
 from ganeti_ext.network import hook as nic_hook
 from ganeti_ext.network import settings as network_settings
+from ganeti_ext.network.host import Host
 from ganeti_ext.runner import DEFAULT_RUNNER, Runner
 from ganeti_ext.spool import Spool
 
@@ -104,9 +106,19 @@ def run(env: Mapping[str, str], context: HookContext | None = None) -> Outcome:
         and not node.same_node(me, parsed.pre.new_primary)
         and parsed.pre.instance is not None
     ):
-        outcome.cleaned = neighbours.clean_up(parsed.pre.instance, context.runner)
+        outcome.cleaned = _clean_up_neighbours(parsed.pre.instance, context)
     outcome.nics = nic_hook.after_hook(parsed, context.paths)
     return outcome
+
+
+def _clean_up_neighbours(
+    instance: HookInstance, context: HookContext
+) -> list[neighbours.ProxyEntry]:
+    # The proxy entries are snf-network's: none where it never ran on this node.
+    state_dir = nic_hook.context(context.paths).settings.state_dir
+    if not state_dir.is_dir():
+        return []
+    return neighbours.clean_up(instance, Host(state_dir, context.runner))
 
 
 def _firewall_tag_prefix(where: paths.Paths) -> str:

@@ -15,9 +15,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ganeti_ext.environ.hooks import HookInstance
-from ganeti_ext.errors import CommandError
+from ganeti_ext.errors import CommandError, GanetiExtError
 from ganeti_ext.inet import eui64_address
-from ganeti_ext.runner import DEFAULT_RUNNER, Runner
+from ganeti_ext.network.host import Host
+from ganeti_ext.runner import Runner
 
 log = logging.getLogger(__name__)
 
@@ -89,24 +90,35 @@ def current_entries(runner: Runner, families: Sequence[int] = (4, 6)) -> list[Pr
     return entries
 
 
-def clean_up(instance: HookInstance, runner: Runner = DEFAULT_RUNNER) -> list[ProxyEntry]:
+def clean_up(instance: HookInstance, host: Host) -> list[ProxyEntry]:
     """Delete the proxy entries of `instance`'s addresses; returns those deleted.
 
-    Failures are logged, never raised: a leftover entry is less harm than a hook that
-    fails (and it is harmless when there is nothing to delete).
+    Under the host's networking lock, like every change the NIC scripts make (a NIC
+    coming up at the same time must not see its entries vanish half-way). Failures are
+    logged, never raised: a leftover entry is less harm than a hook that fails (and it
+    is harmless when there is nothing to delete).
     """
     addresses = instance_addresses(instance)
     if not addresses:
         return []
     try:
-        entries = current_entries(runner)
+        with host.locked():
+            return _delete_stale(instance, host, addresses)
+    except GanetiExtError as err:
+        log.warning("%s: proxy neighbours left as they are: %s", instance.name, err)
+        return []
+
+
+def _delete_stale(instance: HookInstance, host: Host, addresses: set[Address]) -> list[ProxyEntry]:
+    try:
+        entries = current_entries(host.runner)
     except CommandError as err:
         log.warning("%s: cannot list proxy neighbours: %s", instance.name, err)
         return []
     deleted = []
     for entry in stale_entries(entries, addresses):
         try:
-            runner.run(delete_command(entry), timeout=TIMEOUT)
+            host.runner.run(delete_command(entry), timeout=TIMEOUT)
         except CommandError as err:
             log.warning(
                 "%s: cannot delete proxy neighbour %s: %s", instance.name, entry.address, err

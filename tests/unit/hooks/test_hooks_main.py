@@ -12,6 +12,7 @@ from ganeti_ext.spool import Spool
 def root(tmp_path):
     layout = paths.DEFAULT.under(tmp_path)
     layout.ganeti_data_dir.mkdir(parents=True)
+    layout.snf_network_state_dir.mkdir(parents=True)  # snf-network ran on this node
     (layout.ganeti_data_dir / "ssconf_master_node").write_text("node1.ganeti.test\n")
     return layout
 

@@ -7,6 +7,7 @@ from ganeti_ext.environ import hooks as hook_env
 from ganeti_ext.errors import CommandError
 from ganeti_ext.hooks import neighbours
 from ganeti_ext.inet import eui64_address
+from ganeti_ext.network.host import Host
 from ganeti_ext.runner import CompletedCommand
 
 SHOW4 = "198.51.100.20 dev br0 proxy\n198.51.100.99 dev br0 proxy\n"
@@ -58,9 +59,9 @@ def test_parse_proxy_entries_skips_noise():
     ]
 
 
-def test_clean_up_deletes_only_the_instances_entries():
+def test_clean_up_deletes_only_the_instances_entries(tmp_path):
     ip = FakeIp()
-    deleted = neighbours.clean_up(instance(), ip)
+    deleted = neighbours.clean_up(instance(), Host(tmp_path, ip))
     assert {str(entry.address) for entry in deleted} == {
         "198.51.100.20",
         "2001:db8:100:0:a800:1ff:fe3c:5e7f",
@@ -72,13 +73,13 @@ def test_clean_up_deletes_only_the_instances_entries():
     ]
 
 
-def test_nothing_to_clean_is_a_no_op():
+def test_nothing_to_clean_is_a_no_op(tmp_path):
     ip = FakeIp(show4="", show6="")
-    assert neighbours.clean_up(instance(), ip) == []
+    assert neighbours.clean_up(instance(), Host(tmp_path, ip)) == []
     assert all(call[3] == "show" for call in ip.calls)
 
 
 @pytest.mark.parametrize("failing", ["show", "del"])
-def test_ip_failures_are_logged_not_raised(failing, caplog):
-    assert neighbours.clean_up(instance(), FakeIp(fail=(failing,))) == []
+def test_ip_failures_are_logged_not_raised(failing, caplog, tmp_path):
+    assert neighbours.clean_up(instance(), Host(tmp_path, FakeIp(fail=(failing,)))) == []
     assert "RTNETLINK" in caplog.text
