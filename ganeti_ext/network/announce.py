@@ -8,7 +8,6 @@ once instead of after their timeout.
 from __future__ import annotations
 
 import ipaddress
-import socket
 import struct
 
 from ganeti_ext import inet
@@ -42,11 +41,3 @@ def unsolicited_na_frame(
         "!IHBB16s16s", 0x60000000, len(body), 58, 255, source.packed, ALL_NODES.packed
     )
     return ALL_NODES_MAC + _mac(mac) + b"\x86\xdd" + header + body
-
-
-def send(device: str, frames: list[bytes]) -> None:
-    """Send raw frames on `device` (AF_PACKET, needs CAP_NET_RAW)."""
-    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
-        sock.bind((device, 0))
-        for frame in frames:
-            sock.send(frame)

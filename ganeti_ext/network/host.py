@@ -111,6 +111,14 @@ class Host:
             raise GanetiExtError(f"{device}: cannot read {attr}: {err.strerror}") from None
 
     @staticmethod
+    def send_frames(device: str, frames: list[bytes]) -> None:
+        """Send raw frames on `device` (AF_PACKET, needs CAP_NET_RAW); OSError if not."""
+        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
+            sock.bind((device, 0))
+            for frame in frames:
+                sock.send(frame)
+
+    @staticmethod
     def exists(device: str) -> bool:
         # if_nametoindex asks the kernel of our own network namespace, whatever /sys shows.
         try:

@@ -11,11 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from ganeti_ext import bindings
 from ganeti_ext.environ import nic as nic_env
-from ganeti_ext.errors import CommandError, ValidationError
+from ganeti_ext.errors import CommandError, GanetiExtError, ValidationError
 from ganeti_ext.network import announce, links, nftrules, state
 from ganeti_ext.network.host import Host
 from ganeti_ext.network.plan import NicPlan, plan_nic
@@ -103,7 +102,7 @@ def up(env: Mapping[str, str], ctx: Context) -> NicPlan:
             ),
         )
     if routed is not None:
-        _announce(plan, uplinks)
+        _announce(ctx.host, plan, uplinks)
     log.info(
         "%s up: %s %s on %s, profile %s",
         plan.instance,
@@ -236,15 +235,15 @@ def _binding(plan: NicPlan, mtu: int | None) -> bindings.Binding:
     )
 
 
-def _announce(plan: NicPlan, uplinks: tuple[str, ...]) -> None:
+def _announce(host: Host, plan: NicPlan, uplinks: tuple[str, ...]) -> None:
     for uplink in uplinks:
         try:
-            mac = Path(f"/sys/class/net/{uplink}/address").read_text().strip()
+            mac = host.link_attr(uplink, "address")
             frames = []
             if plan.ipv4:
                 frames.append(announce.garp_frame(mac, plan.ipv4))
             if plan.ipv6:
                 frames.append(announce.unsolicited_na_frame(mac, plan.ipv6, plan.ipv6))
-            announce.send(uplink, frames)
-        except OSError as err:  # an announcement is an optimisation, never a failure
+            host.send_frames(uplink, frames)
+        except (OSError, GanetiExtError) as err:  # an optimisation, never a failure
             log.warning("%s: cannot announce on %s: %s", plan.tap, uplink, err)
