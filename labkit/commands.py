@@ -232,6 +232,17 @@ def test(pytest_args: list[str]) -> int:
         if lint.returncode != 0:
             say(f"ruff {check[0]} found problems (above)")
             return lint.returncode
+    with step("lintian on the suite's packages"):
+        _digest, suite_debs = debs.build_suite()  # the build the lab installed
+        lintian = subprocess.run(
+            ["lintian", "--fail-on", "error,warning", *map(str, suite_debs)],
+            capture_output=True,
+            text=True,
+        )
+    if lintian.returncode != 0:
+        print(lintian.stdout + lintian.stderr, end="")
+        say("lintian found problems (above)")
+        return lintian.returncode
     say("running the test suite (unit + integration against the lab)")
     env = {**os.environ, "GANETI_EXT_LAB_UP": "1"}
     proc = subprocess.run(

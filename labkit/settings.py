@@ -177,6 +177,7 @@ HOST_PACKAGES = (
     "python3-setuptools",
     "pybuild-plugin-pyproject",
     "fakeroot",
+    "lintian",  # ./lab test checks the built packages with it
     "libnetfilter-queue-dev",
     "cython3",
     "python3-wheel",
