@@ -20,8 +20,8 @@ packages; the other Debian release proved in a root built from Debian's packages
                      run CMD on a node (default: the master), in its namespace,
                      with the clean environment Ganeti's daemons have
   demo               up + a demo instance, then how to look around
-  test [PYTEST ARGS] up --nodes 2 + lint (ruff, lintian) + the whole test suite, then (without
-                     PYTEST ARGS) the other release
+  test [PYTEST ARGS] up --nodes 2 + lint (ruff, lintian) + the whole test
+                     suite, then (without PYTEST ARGS) the other release
   other-release      the other Debian release alone: package build, apt install,
                      unit tests, Ganeti cluster init with the suite's OS,
                      ExtStorage provider and NIC script
