@@ -141,13 +141,16 @@ class Spool:
                 raise SpoolError(f"cannot flush spool {self.directory}: {err.strerror}") from None
         return paths
 
+    # Which files are messages, and their order (a subclass may store more kinds).
+    order = staticmethod(name_order)
+
     def pending(self) -> list[Path]:
         """Message files, oldest first; temporary files and anything else are ignored."""
         try:
             entries = os.listdir(self.directory)
         except FileNotFoundError:
             return []
-        keyed = [(key, name) for name in entries if (key := name_order(name)) is not None]
+        keyed = [(key, name) for name in entries if (key := self.order(name)) is not None]
         keyed.sort()
         return [self.directory / name for _, name in keyed]
 

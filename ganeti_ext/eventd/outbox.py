@@ -11,7 +11,6 @@ one global time order; it leaves the outbox only once every message in it is con
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -51,6 +50,8 @@ def is_batch(path: Path) -> bool:
 class Outbox(Spool):
     """A Spool that stores several messages put together as one batch file."""
 
+    order = staticmethod(file_order)  # message and batch files, oldest first
+
     def put_many(self, messages: list[OutgoingMessage]) -> list[Path]:
         """Store `messages` durably, in order, as one file; return [that file]."""
         if not messages:
@@ -60,16 +61,6 @@ class Outbox(Spool):
         data = b"".join(encode(message) + b"\n" for message in messages)
         name = _next_name()[: -len(SUFFIX)] + BATCH_SUFFIX
         return [self._store(name, data)]
-
-    def pending(self) -> list[Path]:
-        """Message and batch files, oldest first; anything else is ignored."""
-        try:
-            entries = os.listdir(self.directory)
-        except FileNotFoundError:
-            return []
-        keyed = [(key, name) for name in entries if (key := file_order(name)) is not None]
-        keyed.sort()
-        return [self.directory / name for _, name in keyed]
 
     def load_all(self, path: Path) -> list[OutgoingMessage]:
         """The messages in a one-message or batch file; SpoolError if it is corrupt."""

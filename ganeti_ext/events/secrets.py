@@ -26,22 +26,7 @@ def is_secret_key(key: str) -> bool:
 
 def scrub(value: Any) -> Any:
     """A copy of `value` (JSON data) with every secret masked."""
-    if isinstance(value, dict):
-        clean = {}
-        for key, item in value.items():
-            key_text = str(key)
-            if key_text in PRIVATE_KEYS:
-                clean[key_text] = None if item is None else MASK
-            elif is_secret_key(key_text):
-                clean[key_text] = MASK
-            else:
-                clean[key_text] = scrub(item)
-        return clean
-    if isinstance(value, list | tuple):
-        return [scrub(item) for item in value]
-    if isinstance(value, str):
-        return mask_text(value) if _may_hold_secret(value) else value
-    return value
+    return _clean(value, drop=False)
 
 
 def replayable(value: Any) -> Any:
@@ -51,14 +36,22 @@ def replayable(value: Any) -> Any:
     valid request (a dict stays a dict): the cloud layer can replay it into RAPI and add
     the secrets it holds itself (docs/amqp-contract.md, "Replaying a failed create").
     """
+    return _clean(value, drop=True)
+
+
+def _clean(value: Any, *, drop: bool) -> Any:
     if isinstance(value, dict):
-        return {
-            str(key): replayable(item)
-            for key, item in value.items()
-            if str(key) not in PRIVATE_KEYS and not is_secret_key(str(key))
-        }
+        clean = {}
+        for key, item in value.items():
+            key_text = str(key)
+            private = key_text in PRIVATE_KEYS
+            if not private and not is_secret_key(key_text):
+                clean[key_text] = _clean(item, drop=drop)
+            elif not drop:
+                clean[key_text] = None if private and item is None else MASK
+        return clean
     if isinstance(value, list | tuple):
-        return [replayable(item) for item in value]
+        return [_clean(item, drop=drop) for item in value]
     if isinstance(value, str):
         return mask_text(value) if _may_hold_secret(value) else value
     return value
