@@ -13,17 +13,7 @@ from pathlib import Path
 # --- Ganeti's own locations (Ganeti 3.0, Debian layout) ---
 GANETI_DATA_DIR = "/var/lib/ganeti"
 GANETI_QUEUE_DIR = "/var/lib/ganeti/queue"
-GANETI_QUEUE_ARCHIVE_DIR = "/var/lib/ganeti/queue/archive"
-GANETI_RAPI_USERS_FILE = "/var/lib/ganeti/rapi/users"
-GANETI_LOG_DIR = "/var/log/ganeti"
-GANETI_OS_LOG_DIR = "/var/log/ganeti/os"
 GANETI_EXTSTORAGE_LOG_DIR = "/var/log/ganeti/extstorage"
-GANETI_CONF_DIR = "/etc/ganeti"
-GANETI_HOOKS_DIR = "/etc/ganeti/hooks"
-GANETI_KVM_VIF_BRIDGE = "/etc/ganeti/kvm-vif-bridge"
-GANETI_NETWORK_SCRIPTS_DIR = "/etc/ganeti/network"  # Ganeti 3.2: network/<mode>/{up,down}
-GANETI_OS_DIR = "/srv/ganeti/os"
-GANETI_EXTSTORAGE_DIR = "/srv/ganeti/extstorage"
 
 # --- ganeti-ext configuration files ---
 EVENTD_CONF = "/etc/ganeti-ext/eventd.conf"
@@ -38,18 +28,14 @@ SNF_IMAGE_SCRATCH_DIR = "/var/lib/snf-image/tmp"
 SNF_IMAGE_HELPER_DIR = "/var/lib/snf-image/helper"  # vmlinuz, initrd.img, manifest.json
 NFDHCPD_STATE_DIR = "/var/lib/nfdhcpd"
 NFDHCPD_LOG_DIR = "/var/log/nfdhcpd"
-NFDHCPD_RUN_DIR = "/run/nfdhcpd"
+NFDHCPD_PID_FILE = "/run/nfdhcpd/nfdhcpd.pid"
 SNF_NETWORK_STATE_DIR = "/var/lib/snf-network"
 EVENTD_STATE_DIR = "/var/lib/snf-ganeti-eventd"
-# Job messages the master's eventd built and the broker has not yet confirmed.
-EVENTD_OUTBOX_DIR = "/var/lib/snf-ganeti-eventd/outbox"
 # Hand-over spool: hooks and the progress monitor drop messages here (on any node) and
-# that node's eventd publishes them, so neither ever waits for the broker.
+# that node's eventd publishes them, so neither ever waits for the broker. This is the
+# default: they follow eventd's [eventd] state_dir (ganeti_ext/eventd/config.spool_dir).
 EVENTD_SPOOL_DIR = "/var/lib/snf-ganeti-eventd/spool"
-EVENTD_STATE_DB = "/var/lib/snf-ganeti-eventd/state.sqlite"
 EVENTD_LOG_FILE = "/var/log/ganeti-ext/eventd.log"
-GANETI_CONFIG_DATA = "/var/lib/ganeti/config.data"
-GANETI_SSCONF_MASTER_NODE = "/var/lib/ganeti/ssconf_master_node"
 GANETI_EXT_LOG_DIR = "/var/log/ganeti-ext"
 ARCHIPELAGO_LOG_FILE = "/var/log/ganeti/extstorage/archipelago.log"
 ARCHIPELAGO_STORE_DIR = "/srv/archipelago"  # default; [store] path in archipelago.conf
@@ -61,17 +47,7 @@ class Paths:
 
     ganeti_data_dir: Path = Path(GANETI_DATA_DIR)
     ganeti_queue_dir: Path = Path(GANETI_QUEUE_DIR)
-    ganeti_queue_archive_dir: Path = Path(GANETI_QUEUE_ARCHIVE_DIR)
-    ganeti_rapi_users_file: Path = Path(GANETI_RAPI_USERS_FILE)
-    ganeti_log_dir: Path = Path(GANETI_LOG_DIR)
-    ganeti_os_log_dir: Path = Path(GANETI_OS_LOG_DIR)
     ganeti_extstorage_log_dir: Path = Path(GANETI_EXTSTORAGE_LOG_DIR)
-    ganeti_conf_dir: Path = Path(GANETI_CONF_DIR)
-    ganeti_hooks_dir: Path = Path(GANETI_HOOKS_DIR)
-    ganeti_kvm_vif_bridge: Path = Path(GANETI_KVM_VIF_BRIDGE)
-    ganeti_network_scripts_dir: Path = Path(GANETI_NETWORK_SCRIPTS_DIR)
-    ganeti_os_dir: Path = Path(GANETI_OS_DIR)
-    ganeti_extstorage_dir: Path = Path(GANETI_EXTSTORAGE_DIR)
     eventd_conf: Path = Path(EVENTD_CONF)
     archipelago_conf: Path = Path(ARCHIPELAGO_CONF)
     snf_image_conf: Path = Path(SNF_IMAGE_CONF)
@@ -80,12 +56,8 @@ class Paths:
     nfdhcpd_state_dir: Path = Path(NFDHCPD_STATE_DIR)
     snf_network_state_dir: Path = Path(SNF_NETWORK_STATE_DIR)
     eventd_state_dir: Path = Path(EVENTD_STATE_DIR)
-    eventd_outbox_dir: Path = Path(EVENTD_OUTBOX_DIR)
     eventd_spool_dir: Path = Path(EVENTD_SPOOL_DIR)
-    eventd_state_db: Path = Path(EVENTD_STATE_DB)
     eventd_log_file: Path = Path(EVENTD_LOG_FILE)
-    ganeti_config_data: Path = Path(GANETI_CONFIG_DATA)
-    ganeti_ssconf_master_node: Path = Path(GANETI_SSCONF_MASTER_NODE)
     ganeti_ext_log_dir: Path = Path(GANETI_EXT_LOG_DIR)
     archipelago_log_file: Path = Path(ARCHIPELAGO_LOG_FILE)
     archipelago_store_dir: Path = Path(ARCHIPELAGO_STORE_DIR)

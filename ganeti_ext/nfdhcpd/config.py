@@ -18,7 +18,7 @@ _DOMAIN = re.compile(r"^(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9]
 
 @dataclass(frozen=True, kw_only=True)
 class General:
-    pidfile: Path = field(default=Path("/run/nfdhcpd/nfdhcpd.pid"), metadata=spec("path"))
+    pidfile: Path = field(default=Path(paths.NFDHCPD_PID_FILE), metadata=spec("path"))
     datapath: Path = field(default=Path(paths.NFDHCPD_STATE_DIR), metadata=spec("path"))
     logdir: Path = field(default=Path(paths.NFDHCPD_LOG_DIR), metadata=spec("path"))
     user: str = field(default="nobody", metadata=spec("str", help="empty: stay root"))
