@@ -8,14 +8,13 @@ to change it), and never blocks the others.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import logging
 import os
-import struct
 from collections.abc import Iterator
 from pathlib import Path
+
+import pyinotify
 
 from ganeti_ext.bindings import Binding, BindingError, is_binding_name, read_binding
 
@@ -32,12 +31,9 @@ IN_MOVE_SELF = 0x800
 IN_Q_OVERFLOW = 0x4000
 IN_IGNORED = 0x8000
 IN_ONLYDIR = 0x01000000
-IN_NONBLOCK = os.O_NONBLOCK
-IN_CLOEXEC = os.O_CLOEXEC
 _WATCH_MASK = (
     IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF
 )
-_EVENT = struct.Struct("iIII")
 
 
 class BindingTable:
@@ -131,48 +127,40 @@ class BindingTable:
 
 
 class Inotify:
-    """A non-blocking inotify descriptor on one directory (for the daemon's select loop)."""
+    """Changes in the binding directory, for the daemon's select loop: pyinotify (the
+    suite's one inotify reader, as eventd's) behind the descriptor and (mask, name)
+    events this module works with."""
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        self._add = libc.inotify_add_watch
-        self._add.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32)
-        self.directory = os.fsencode(os.fspath(directory))
-        self.fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
-        if self.fd < 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"inotify_init1: {os.strerror(err)}")
+        self.directory = os.fspath(directory)
+        self._events: list[tuple[int, str]] = []
+        self._wm = pyinotify.WatchManager()
+        # timeout=0: read only what is there, never block the loop.
+        self._notifier = pyinotify.Notifier(self._wm, self._collect, timeout=0)
         self.watch()
 
+    def _collect(self, event: pyinotify.Event) -> None:
+        self._events.append((event.mask, event.name or ""))
+
     def watch(self) -> None:
-        if self._add(self.fd, self.directory, _WATCH_MASK | IN_ONLYDIR) < 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"inotify_add_watch {self.directory!r}: {os.strerror(err)}")
+        try:
+            self._wm.add_watch(self.directory, _WATCH_MASK | IN_ONLYDIR, quiet=False)
+        except pyinotify.WatchManagerError as err:
+            raise OSError(errno.ENOENT, f"inotify on {self.directory}: {err}") from None
 
     def fileno(self) -> int:
-        return self.fd
+        return self._wm.get_fd()
 
     def read(self) -> list[tuple[int, str]]:
         """Pending events as (mask, name); an empty name for events on the directory."""
-        events = []
-        while True:
-            try:
-                data = os.read(self.fd, 65536)
-            except BlockingIOError:
-                return events
-            except OSError as err:
-                if err.errno == errno.EINTR:
-                    continue
-                raise
-            pos = 0
-            while pos + _EVENT.size <= len(data):
-                _wd, mask, _cookie, length = _EVENT.unpack_from(data, pos)
-                raw = data[pos + _EVENT.size : pos + _EVENT.size + length]
-                events.append((mask, os.fsdecode(raw.rstrip(b"\0"))))
-                pos += _EVENT.size + length
+        while self._notifier.check_events(timeout=0):
+            self._notifier.read_events()
+        self._notifier.process_events()
+        events, self._events = self._events, []
+        return events
 
     def close(self) -> None:
-        os.close(self.fd)
+        self._notifier.stop()
 
 
 def apply_events(
