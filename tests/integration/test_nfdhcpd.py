@@ -74,6 +74,25 @@ def make_binding(tap: str, mac: str, **overrides) -> Binding:
     return Binding(**fields)
 
 
+NFDHCPD_LOG = Path("/var/log/nfdhcpd/nfdhcpd.log")
+
+
+def log_size() -> int:
+    return NFDHCPD_LOG.stat().st_size if NFDHCPD_LOG.exists() else 0
+
+
+def await_log(text: str, since: int, timeout: float = 30) -> None:
+    """Wait until nfdhcpd's log says `text` after byte `since` (it took a change in)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(NFDHCPD_LOG, "rb") as stream:
+            stream.seek(since)
+            if text.encode() in stream.read():
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"nfdhcpd did not log {text!r} within {timeout:.0f} s")
+
+
 @pytest.fixture
 def client():
     made: list[Client] = []
@@ -84,8 +103,9 @@ def client():
         binding = None
         if binding_mac is not None:
             binding = make_binding(c.tap, binding_mac, **overrides)
+            since = log_size()
             write_binding(STATE_DIR, binding)
-            time.sleep(0.3)  # inotify -> daemon
+            await_log(f"binding {c.tap}: mac={binding.mac}", since)  # the daemon has it
         return c, binding
 
     yield make
@@ -112,7 +132,7 @@ def survived(pid: int | None) -> bool:
     now = services.running("nfdhcpd", settings.MASTER)
     if now is not None and now == pid:
         return True
-    log = Path("/var/log/nfdhcpd/nfdhcpd.log").read_text(errors="replace")
+    log = NFDHCPD_LOG.read_text(errors="replace")
     return now is not None and f"nfdhcpd[{pid}] INFO nfdhcpd: stopping" in log
 
 
@@ -154,8 +174,9 @@ def test_spoofed_chaddr_gets_no_answer_unless_macspoof(nfdhcpd, client):
 def test_binding_removed_means_no_answer(nfdhcpd, client):
     c, _ = client(_mac(8), _mac(8))
     assert lease(udhcpc(c, nfdhcpd["script"]).stdout)
+    since = log_size()
     remove_binding(STATE_DIR, c.tap)
-    time.sleep(0.3)
+    await_log(f"binding {c.tap} removed", since)
     assert not lease(udhcpc(c, nfdhcpd["script"], tries=2).stdout)
 
 
