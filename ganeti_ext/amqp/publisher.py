@@ -29,6 +29,7 @@ import amqp.exceptions
 import kombu
 import kombu.exceptions
 
+from ganeti_ext.amqp.connect import BrokerUnreachable, first_reachable, release
 from ganeti_ext.amqp.routing import EXCHANGE, EXCHANGE_TYPE
 from ganeti_ext.errors import GanetiExtError, ValidationError
 from ganeti_ext.logsetup import redact_url
@@ -290,30 +291,25 @@ class Publisher:
     def _ensure_channel(self) -> None:
         if self._channel is not None:
             return
-        failures = []
-        for url in self._urls:
-            connection = self.connection_factory(
-                url, connect_timeout=self._connect_timeout, heartbeat=self._heartbeat
+
+        def prepare(connection: Any) -> tuple[Any, Confirms | None]:
+            channel = connection.channel()
+            confirms = self._enable_confirms(connection, channel)
+            self._exchange(channel).declare()
+            return channel, confirms
+
+        try:
+            connection, (channel, confirms) = first_reachable(
+                self._urls,
+                prepare,
+                factory=self.connection_factory,
+                connect_timeout=self._connect_timeout,
+                heartbeat=self._heartbeat,
+                also=(PublishError,),
             )
-            try:
-                # One attempt per URL: kombu's own retry would sleep between attempts,
-                # and the next URL (or the caller's retry policy) is the better remedy.
-                connection.ensure_connection(max_retries=0)
-                channel = connection.channel()
-                confirms = self._enable_confirms(connection, channel)
-                self._exchange(channel).declare()
-            except (OSError, kombu.exceptions.KombuError, amqp.exceptions.AMQPError) as err:
-                failures.append(f"{redact_url(url)}: {err or type(err).__name__}")
-                self._release(connection)
-                continue
-            except PublishError as err:
-                failures.append(f"{redact_url(url)}: {err}")
-                self._release(connection)
-                continue
-            self._connection, self._channel, self._confirms = connection, channel, confirms
-            log.info("connected to AMQP broker %s", self.connected_url)
-            return
-        raise PublishError("no AMQP broker reachable: " + "; ".join(failures))
+        except BrokerUnreachable as err:
+            raise PublishError(str(err)) from None
+        self._connection, self._channel, self._confirms = connection, channel, confirms
 
     def _enable_confirms(self, connection: Any, channel: Any) -> Confirms | None:
         if not callable(getattr(channel, "confirm_select", None)):
@@ -330,10 +326,7 @@ class Publisher:
 
     @staticmethod
     def _release(connection: Any) -> None:
-        try:
-            connection.release()
-        except Exception:  # a dying connection may fail to close; moving on
-            log.debug("closing the broker connection failed", exc_info=True)
+        release(connection)
 
     def _reset(self) -> None:
         connection = self._connection

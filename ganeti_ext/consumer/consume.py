@@ -16,13 +16,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import amqp.exceptions
 import kombu
 import kombu.exceptions
 
+from ganeti_ext.amqp.backoff import Backoff
+from ganeti_ext.amqp.connect import first_reachable, release
 from ganeti_ext.consumer import messages, topology
 from ganeti_ext.consumer.state import StateDB
-from ganeti_ext.logsetup import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -81,19 +81,12 @@ class LoopLimits:
 def connect(
     urls: Sequence[str], *, connect_timeout: float = 5.0, heartbeat: float = 30
 ) -> kombu.Connection:
-    """The first broker of `urls` that answers; kombu errors name the URLs, not passwords."""
-    failures = []
-    for url in urls:
-        connection = kombu.Connection(url, connect_timeout=connect_timeout, heartbeat=heartbeat)
-        try:
-            connection.ensure_connection(max_retries=0)
-        except (OSError, kombu.exceptions.KombuError, amqp.exceptions.AMQPError) as err:
-            failures.append(f"{redact_url(url)}: {err or type(err).__name__}")
-            connection.release()
-            continue
-        log.info("connected to AMQP broker %s", redact_url(url))
-        return connection
-    raise ConnectionError("no AMQP broker reachable: " + "; ".join(failures))
+    """The first broker of `urls` that answers (BrokerUnreachable, a ConnectionError,
+    naming each URL without its password, when none does)."""
+    connection, _ = first_reachable(
+        urls, lambda _connection: None, connect_timeout=connect_timeout, heartbeat=heartbeat
+    )
+    return connection
 
 
 def run(
@@ -113,31 +106,28 @@ def run(
     and one-shot runs fail loudly instead of waiting forever.
     """
     stats = Stats()
-    backoff = BACKOFF_START
+    backoff = Backoff(BACKOFF_START, BACKOFF_MAX)
     while not stop():
         try:
             connection = connect_to()
         except ConnectionError:
             if limits.idle_exit is not None or limits.max_messages is not None:
                 raise
-            log.warning("broker unreachable; retrying in %.0f s", backoff)
-            sleep(backoff)
-            backoff = min(backoff * 2, BACKOFF_MAX)
+            delay = backoff.next_delay()
+            log.warning("broker unreachable; retrying in %.0f s", delay)
+            sleep(delay)
             continue
         try:
             finished = _consume(connection, handler, stats, limits, prefetch, stop, queue_prefix)
-            backoff = BACKOFF_START
+            backoff.reset()
             if finished:
                 break
         except (*connection.connection_errors, *connection.channel_errors, OSError) as err:
-            log.warning("lost the broker (%s); reconnecting in %.0f s", err, backoff)
-            sleep(backoff)
-            backoff = min(backoff * 2, BACKOFF_MAX)
+            delay = backoff.next_delay()
+            log.warning("lost the broker (%s); reconnecting in %.0f s", err, delay)
+            sleep(delay)
         finally:
-            try:
-                connection.release()
-            except Exception:  # a dead connection may fail to close
-                log.debug("closing the broker connection failed", exc_info=True)
+            release(connection)
     return stats
 
 

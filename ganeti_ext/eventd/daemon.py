@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ganeti_ext import paths, sdnotify
+from ganeti_ext.amqp.backoff import Backoff
 from ganeti_ext.amqp.publisher import Publisher
 from ganeti_ext.eventd import catchup
-from ganeti_ext.eventd.backoff import Backoff
 from ganeti_ext.eventd.config import SPOOL_SUBDIR, EventdConfig
 from ganeti_ext.eventd.drain import Drainer, PublisherLike
 from ganeti_ext.eventd.master import MasterCheck

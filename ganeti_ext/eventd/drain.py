@@ -19,9 +19,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from ganeti_ext.amqp.backoff import Backoff
 from ganeti_ext.amqp.publisher import Outgoing, PublishError, encode_body
 from ganeti_ext.errors import GanetiExtError, ValidationError
-from ganeti_ext.eventd.backoff import Backoff
 from ganeti_ext.eventd.outbox import file_order, load_messages
 from ganeti_ext.spool import OutgoingMessage, Spool, SpoolError
 

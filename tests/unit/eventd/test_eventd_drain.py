@@ -8,8 +8,8 @@ import kombu
 import pytest
 from eventd_helpers import FakePublisher
 
+from ganeti_ext.amqp.backoff import Backoff
 from ganeti_ext.amqp.publisher import Publisher, PublishError
-from ganeti_ext.eventd.backoff import Backoff
 from ganeti_ext.eventd.drain import Drainer
 from ganeti_ext.spool import OutgoingMessage, Spool
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from eventd_helpers import FakePublisher
 
+from ganeti_ext.amqp.backoff import Backoff
 from ganeti_ext.amqp.publisher import PublishError
-from ganeti_ext.eventd.backoff import Backoff
 from ganeti_ext.eventd.drain import Drainer
 from ganeti_ext.eventd.outbox import Outbox
 from ganeti_ext.spool import OutgoingMessage, Spool, encode
