@@ -143,6 +143,7 @@ def describe_settings(source: str, settings: EventdConfig, layout: object) -> st
         [amqp] exchange = {amqp.exchange}
         [amqp] connect_timeout = {amqp.connect_timeout:g}
         [amqp] confirm_timeout = {amqp.confirm_timeout:g}
+        [amqp] heartbeat = {amqp.heartbeat:g}
         [amqp] retry_interval = {amqp.retry_interval:g}
         [amqp] retry_max_interval = {amqp.retry_max_interval:g}
         [eventd] queue_dir = {layout.queue_dir}
@@ -150,7 +151,9 @@ def describe_settings(source: str, settings: EventdConfig, layout: object) -> st
         [eventd] ganeti_data_dir = {eventd.ganeti_data_dir}
         [eventd] log = {eventd.log}
         [eventd] heartbeat_tag_prefix = {eventd.heartbeat_tag_prefix}
-        [eventd] failover_replay = {eventd.failover_replay:g}"""
+        [eventd] failover_replay = {eventd.failover_replay:g}
+        [eventd] fsync = {"yes" if eventd.fsync else "no"}
+        [eventd] debug = {"yes" if eventd.debug else "no"}"""
     )
 
 

@@ -1,7 +1,8 @@
 """Where img_id points: the node's image directory, a URL, or the archipelago store.
 
 null                      the disk already holds the image (cloned by the storage)
-local://NAME | NAME       a file in [images] dir, then an image of the store
+NAME                      a file in [images] dir, else an image or snapshot of the store
+local://NAME              a file in [images] dir only
 archipelago://NAME        an image or snapshot of the archipelago store
 http(s)://...             a download (credentials never logged)
 """
