@@ -11,7 +11,9 @@ it):
 3. the unit suite under that release's Python;
 4. in a private network namespace: a one-node Ganeti cluster of that release initialised,
    the suite's OS and ExtStorage provider diagnosed valid by Ganeti, and the NIC script
-   run by hand the way Ganeti runs it for a tap on a bridge (its nftables rules seen).
+   run by hand the way Ganeti runs it for a tap on a bridge (its nftables rules seen);
+5. the integration tests that need no lab: the archipelago store and its fault tests on
+   a scratch XFS (loop devices, reflinks, kill -9 mid-operation).
 
 What does not run there, and why, is in the README ("Both Debian releases").
 """
@@ -108,6 +110,10 @@ env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin INTERFACE=tap0 INTERFACE_INDEX=0 \\
     TAGS='synnefo:network:0:protected' /etc/ganeti/kvm-vif-bridge
 ip -o link show tap0 | grep -o 'master br0'
 nft list ruleset | grep -c tap0  # no grep -q: pipefail would see nft's SIGPIPE
+echo "== integration tests that need no lab: the archipelago store on a scratch XFS"
+cd /build/ganeti-ext
+GANETI_EXT_NO_LAB=1 python3 -m pytest -q -p no:cacheprovider -rs \
+    tests/integration/test_archipelago_store.py tests/integration/test_archipelago_faults.py
 echo "== the other release: all checks passed"
 """
 
@@ -167,6 +173,8 @@ mkdir -m 1777 {merged}/run/lock  # /var/lock
 mount -t tmpfs tmpfs {merged}/tmp
 mkdir -p {merged}/build/ganeti-ext
 mount --bind {run_dir}/src {merged}/build/ganeti-ext
+# Scratch XFS images go on the host's disk, not through the overlay.
+mount --bind {run_dir}/scratch {merged}/var/tmp
 cp /etc/resolv.conf {merged}/etc/resolv.conf
 hostname {NODE_NAME}
 exec chroot {merged} /bin/bash -c "$1"
@@ -193,7 +201,7 @@ def prove() -> int:
     root = ensure_root(codename)
     run_dir = WORK / "run"
     shutil.rmtree(run_dir, ignore_errors=True)
-    for sub in ("upper", "work", "merged", "src"):
+    for sub in ("upper", "work", "merged", "src", "scratch"):
         (run_dir / sub).mkdir(parents=True)
     for name in source_files():
         target = run_dir / "src" / name
@@ -204,7 +212,7 @@ def prove() -> int:
     try:
         for what, script, network in (
             ("package build, apt install, unit tests", BUILD_AND_UNIT, True),
-            ("Ganeti cluster init, OS, ExtStorage and NIC script", CLUSTER, False),
+            ("Ganeti cluster init, OS, ExtStorage, NIC script; store tests", CLUSTER, False),
         ):
             status = _in_root(root, run_dir, script, network=network)
             if status != 0:
