@@ -28,7 +28,7 @@ from archipelago_helpers import (
 from unit_helpers_env import es_env
 
 from ganeti_ext.extstorage.backend import VolumeSpec
-from ganeti_ext.extstorage.filestore import gc
+from ganeti_ext.extstorage.filestore import gc, work
 from ganeti_ext.extstorage.filestore.digest import digest_snapshot
 from ganeti_ext.extstorage.filestore.fsck import DAMAGE, LEFTOVER, Fsck
 from ganeti_ext.extstorage.images.importer import ImportRequest, import_image
@@ -59,6 +59,13 @@ def no_damage(store) -> list:
 
 
 def fully_clean(store) -> None:
+    # A background digest whose snapshot is already committed may still be removing its
+    # work directory: wait for live operations to end (a dead one's stays, and fails).
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and any(
+        not work.is_abandoned(entry) for entry in store.layout.tmp_dir.iterdir()
+    ):
+        time.sleep(0.05)
     findings = no_damage(store)
     assert [f.what for f in findings if f.kind == LEFTOVER] == []
     assert list(store.layout.tmp_dir.iterdir()) == []
