@@ -139,8 +139,12 @@ def profiles_of(tap: str) -> dict[str, list[str]]:
     return found
 
 
+CONTROL_PORT = 9999  # frames that must get through, sent after those that must not
+
+
 class Counter:
-    """An nft counter in a VM's namespace: frames arriving on its eth0 matching `match`."""
+    """An nft counter in a VM's namespace: frames arriving on its eth0 matching `match`,
+    and beside it a control counter of UDP to CONTROL_PORT (see `blocked`)."""
 
     def __init__(self, vm: Vm, match: str) -> None:
         self.vm = vm
@@ -150,11 +154,34 @@ class Counter:
         )
         vm.sh(["nft", "flush", "chain", "netdev", "count", "c"])
         vm.sh(["nft", f"add rule netdev count c {match} counter"])
+        vm.sh(["nft", f"add rule netdev count c udp dport {CONTROL_PORT} counter"])
+
+    def _counts(self) -> list[int]:
+        out = self.vm.sh(["nft", "list", "chain", "netdev", "count", "c"]).stdout
+        return [int(part.split()[0]) for part in out.split("counter packets ")[1:]]
 
     @property
     def packets(self) -> int:
-        out = self.vm.sh(["nft", "list", "chain", "netdev", "count", "c"]).stdout
-        return int(out.split("counter packets ")[1].split()[0])
+        return self._counts()[0]
+
+    def reaches(self, packets: int, timeout: float = 10.0) -> bool:
+        """Whether the counter gets to `packets` within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while self.packets < packets:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def blocked(self, sender: Vm, control_frame: str, timeout: float = 10.0) -> bool:
+        """After the frames under test: send `control_frame` (UDP to CONTROL_PORT, which
+        must arrive), wait for it, and only then say whether nothing under test came."""
+        scapy_send(sender, control_frame, count=1)
+        deadline = time.monotonic() + timeout
+        while self._counts()[1] < 1:
+            assert time.monotonic() < deadline, "the control frame never arrived"
+            time.sleep(0.05)
+        return self.packets == 0
 
 
 def scapy_send(vm: Vm, frame: str, count: int = 3) -> None:
@@ -162,12 +189,15 @@ def scapy_send(vm: Vm, frame: str, count: int = 3) -> None:
     vm.sh(["/usr/bin/python3", "-c", code])
 
 
-def wait_listening(server: Vm, port: int, v6: bool, timeout: float = 10.0) -> None:
+def wait_listening(
+    server: Vm, port: int, v6: bool, timeout: float = 10.0, *, udp: bool = False
+) -> None:
     """Until the server's socat listens (its start-up is slow on a loaded machine)."""
     deadline = time.monotonic() + timeout
     family = "-6" if v6 else "-4"
+    kind = "-Hlun" if udp else "-Hltn"
     while time.monotonic() < deadline:
-        out = server.sh(["ss", "-Hltn", family, f"sport = :{port}"], check=False).stdout
+        out = server.sh(["ss", kind, family, f"sport = :{port}"], check=False).stdout
         if out.strip():
             return
         time.sleep(0.05)
@@ -253,11 +283,11 @@ def test_forged_frames_never_arrive(vms):
     honest = Counter(b, "udp dport 9996")
     scapy_send(a, f"{base}/IP(src='{a.ip}', dst='{b.ip}')/UDP(dport=9996)")
     assert honest.packets == 3
+    control = f"{base}/IP(src='{a.ip}', dst='{b.ip}')/UDP(dport={CONTROL_PORT})"
     for name, (frame, match) in cases.items():
         counter = Counter(b, match)
         scapy_send(a, frame)
-        time.sleep(0.2)
-        assert counter.packets == 0, name
+        assert counter.blocked(a, control), name
 
 
 @pytest.mark.parametrize(
@@ -283,7 +313,7 @@ def test_firewall_profiles(vms, profile, open_ports):
         stderr=subprocess.DEVNULL,
     )
     try:
-        time.sleep(0.3)
+        wait_listening(a, 53, v6=False, udp=True)
         reply = b.sh(
             ["socat", "-T2", "-t2", "STDIO", f"UDP4:{a.ip}:53"], input="query\n", check=False
         )
@@ -348,12 +378,18 @@ def test_private_filtered_vm_hears_only_its_networks_macs(vms):
         ("other prefix", other, a.mac, a.ip, 0),
         ("other prefix, broadcast", other, "ff:ff:ff:ff:ff:ff", "255.255.255.255", 0),
     ]
+    # The control comes from b, whose prefix a hears: once it is in, any frame sent
+    # before it would be too.
+    control = f"Ether(src='{b.mac}', dst='{a.mac}')/IP(src='{b.ip}', dst='{a.ip}')"
+    control += f"/UDP(dport={CONTROL_PORT})"
     for name, sender, mac, ip, expected in cases:
         counter = Counter(a, "udp dport 9990")  # one counter at a time: it flushes
         frame = f"Ether(src='{sender.mac}', dst='{mac}')/IP(src='{sender.ip}', dst='{ip}')"
         scapy_send(sender, f"{frame}/UDP(dport=9990)")
-        time.sleep(0.2)
-        assert counter.packets == expected, name
+        if expected:
+            assert counter.reaches(expected), name
+        else:
+            assert counter.blocked(b, control), name
     assert ping(a, b.ip) and not ping(a, other.ip)
     # the filter is per receiver: `other` hears its own prefix only, so not a either
     assert not ping(other, a.ip)
