@@ -24,7 +24,7 @@ packages; the other Debian release proved in a root built from Debian's packages
                      suite, then (without PYTEST ARGS) the other release
   other-release      the other Debian release alone: package build, apt install,
                      unit tests, Ganeti cluster init with the suite's OS,
-                     ExtStorage provider and NIC script
+                     ExtStorage provider and NIC script, the store's tests
 """
 
 

@@ -2,7 +2,7 @@
 
 The lab runs on the machine's own release (Debian 12 with Ganeti 3.0, or 13 with 3.1).
 The other one is proved here, in a root that mmdebstrap builds from the machine's own
-mirrors (cached by this module's digest) and that every run sees through a throw-away
+mirrors (cached by its package list) and that every run sees through a throw-away
 overlay, in private mount, UTS and PID namespaces (everything started there dies with
 it):
 
@@ -15,7 +15,7 @@ it):
 5. the integration tests that need no lab: the archipelago store and its fault tests on
    a scratch XFS (loop devices, reflinks, kill -9 mid-operation).
 
-What does not run there, and why, is in the README ("Both Debian releases").
+What does not run there, and why, is in the README ("Debian 12 and Debian 13").
 """
 
 from __future__ import annotations
