@@ -115,7 +115,11 @@ def _clean_up_neighbours(
     instance: HookInstance, context: HookContext
 ) -> list[neighbours.ProxyEntry]:
     # The proxy entries are snf-network's: none where it never ran on this node.
-    state_dir = nic_hook.context(context.paths).settings.state_dir
+    try:
+        state_dir = nic_hook.context(context.paths).settings.state_dir
+    except GanetiExtError as err:  # a bad /etc/default/snf-network: the job goes on
+        log.error("%s: proxy neighbours left as they are: %s", instance.name, err)
+        return []
     if not state_dir.is_dir():
         return []
     return neighbours.clean_up(instance, Host(state_dir, context.runner))
