@@ -53,10 +53,14 @@ APT_ENV = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
 def apt_install(args: Iterable[str], *, timeout: float = 1800) -> None:
     with services_held():
         run(
-            ["apt-get", "install", "-y", "-q", "--no-install-recommends", *args],
+            # A configuration file the lab changed (labkit/suiteconf.py) and the package
+            # changed too is kept as the lab has it, as an unattended upgrade would.
+            ["apt-get", "install", "-y", "-q", "--no-install-recommends",
+             "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold",
+             *args],
             env=APT_ENV,
             timeout=timeout,
-        )
+        )  # fmt: skip
 
 
 def ensure_packages(names: Iterable[str]) -> list[str]:
