@@ -17,8 +17,8 @@ import tempfile
 import time
 import uuid
 
-import kombu
 import pytest
+from amqp_capture import Capture
 from instances import archipelago, disk_uuids, volume_of
 
 from labkit import settings, vms
@@ -31,55 +31,35 @@ CREATE, REBOOT, MIGRATE, REMOVE = (
 RETAG = ["OP_TAGS_DEL", "OP_TAGS_SET", REBOOT]  # set_profile
 
 
-class Capture:
+class LifeCapture(Capture):
     """Every op and progress message about instances `snf-*` on the lab's broker."""
 
     def __init__(self, lab) -> None:
-        with lab.amqp_socket_factory():
-            self.connection = kombu.Connection(lab.amqp_url)
-            self.connection.connect()
-        self.queue = kombu.Queue(
-            f"itest-life-{uuid.uuid4().hex[:8]}",
-            exchange=kombu.Exchange("ganeti", type="topic", durable=True),
-            routing_key="ganeti.snf.event.#",
-            exclusive=True,
-            auto_delete=True,
-        )(self.connection.channel())
-        self.queue.declare()
-        self.messages: list[dict] = []
-
-    def drain(self) -> list[dict]:
-        while (message := self.queue.get(no_ack=True)) is not None:
-            self.messages.append(json.loads(message.body))
-        return self.messages
+        super().__init__(lab, "ganeti.snf.event.#", "itest-life")
 
     def ops(self, instance: str, operation: str) -> list[str]:
         return [
             m["status"]
-            for m in self.drain()
+            for m in self.messages
             if m["type"] == "ganeti-op-status" and m["instance"] == instance
             and m["operation"] == operation
         ]  # fmt: skip
 
     def wait_op(self, instance: str, operation: str, timeout: float = 60) -> list[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def final(_key: str, body: dict) -> bool:
             statuses = self.ops(instance, operation)
-            if statuses and statuses[-1] in ("success", "error"):
-                return statuses
-            time.sleep(0.2)
-        raise AssertionError(f"{operation} of {instance}: no final status on AMQP")
+            return bool(statuses) and statuses[-1] in ("success", "error")
+
+        self.wait(f"final status of {operation} of {instance}", final, timeout)
+        return self.ops(instance, operation)
 
     def journal(self, instance: str) -> list[tuple[str, list[str]]]:
         """(operation, statuses in arrival order) of every job about `instance`, by job id."""
         jobs: dict[int, tuple[str, list[str]]] = {}
-        for m in self.drain():
+        for m in self.messages:
             if m["type"] == "ganeti-op-status" and m["instance"] == instance:
                 jobs.setdefault(m["jobId"], (m["operation"], []))[1].append(m["status"])
         return [jobs[job_id] for job_id in sorted(jobs)]
-
-    def close(self) -> None:
-        self.connection.release()
 
 
 def add(lab, name: str, origin: str, tag: str, node: int = 1) -> str:
@@ -166,7 +146,7 @@ class Ticker:
 
 @pytest.fixture
 def capture(lab2):
-    events = Capture(lab2)
+    events = LifeCapture(lab2)
     yield events
     events.close()
 

@@ -16,63 +16,24 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Callable
 
 import cyclades_model as cyclades
 import kombu
 import pytest
+from amqp_capture import Capture
 from instances import add_instance
 
 from ganeti_ext.amqp.publisher import Publisher
-from ganeti_ext.amqp.routing import DEAD_LETTER_EXCHANGE, EXCHANGE, EXCHANGE_TYPE
+from ganeti_ext.amqp.routing import DEAD_LETTER_EXCHANGE, EXCHANGE
 from ganeti_ext.consumer import topology
 from labkit import rabbit, settings
 
 SECRET = "Conformance-Secret-9"
 
 
-class Capture:
-    """Every message on the `ganeti` exchange from now on, in a private queue."""
-
-    def __init__(self, lab) -> None:
-        exchange = kombu.Exchange(EXCHANGE, type=EXCHANGE_TYPE, durable=True)
-        self.queue = kombu.Queue(
-            f"conformance-{uuid.uuid4().hex[:8]}",
-            exchange=exchange,
-            routing_key="#",
-            exclusive=True,
-            auto_delete=True,
-        )
-        with lab.amqp_socket_factory():
-            self.conn = kombu.Connection(lab.amqp_url)
-            self.conn.connect()
-        self.bound = self.queue(self.conn.default_channel)
-        self.bound.declare()
-        self.seen: list[tuple[str, dict]] = []
-
-    def wait(self, what: str, found: Callable[[str, dict], bool], timeout: float = 120) -> dict:
-        """The first message (seen or arriving) for which `found` holds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for key, body in self.seen:
-                if found(key, body):
-                    return body
-            if time.monotonic() > deadline:
-                got = [(key, body.get("type"), body.get("operation")) for key, body in self.seen]
-                raise AssertionError(f"no {what} within {timeout:.0f} s; seen: {got[-20:]}")
-            message = self.bound.get(no_ack=True)
-            if message is None:
-                time.sleep(0.2)
-                continue
-            self.seen.append((message.delivery_info["routing_key"], json.loads(message.body)))
-
-    def close(self) -> None:
-        self.conn.release()
-
-
 @pytest.fixture
 def capture(lab):
-    seen = Capture(lab)
+    seen = Capture(lab, name="conformance")
     yield seen
     seen.close()
 
@@ -149,7 +110,7 @@ def test_cyclades_accepts_what_the_lab_sends(lab, capture):
 
     ours = [
         (key, body)
-        for key, body in capture.seen
+        for key, body in capture.drain()
         if body.get("instance") in (name, failed) or key == "eventd.heartbeat"
     ]
     # Hook messages are this suite's addition, on a key the dispatcher does not bind.
