@@ -208,6 +208,7 @@ def prove() -> int:
     shutil.rmtree(run_dir, ignore_errors=True)
     for sub in ("upper", "work", "merged", "src", "scratch", "tmp"):
         (run_dir / sub).mkdir(parents=True)
+    (run_dir / "tmp").chmod(0o1777)  # it is the root's /tmp: apt's sandbox user writes there
     for name in source_files():
         target = run_dir / "src" / name
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -133,6 +133,7 @@ def stored_secret(path: Path) -> str:
     """A random password kept in a root-only file of the lab (made on first use)."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(18))
+        # Hex: a password that begins with "-" reads as an option to rabbitmqctl.
+        path.write_text(secrets.token_hex(18))
         path.chmod(0o600)
     return path.read_text().strip()

@@ -91,7 +91,9 @@ def after_move(lab, name: str, ip: str) -> str:
     for index, node in settings.NODES.items():
         fdb = lab.run(["bridge", "fdb", "show", "br", settings.BRIDGE], node=index, check=False)
         where = [line for line in fdb.stdout.splitlines() if line.startswith(mac)]
-        found.append(f"{node.short}: ping {vms.pings(node, ip)}, fdb {where}")
+        ports = lab.run(["ip", "-s", "-o", "link", "show", "master", settings.BRIDGE],
+                        node=index, check=False).stdout  # fmt: skip
+        found.append(f"{node.short}: ping {vms.pings(node, ip)}, fdb {where}, ports {ports!r}")
     return "; ".join(found)
 
 

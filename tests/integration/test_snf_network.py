@@ -139,7 +139,7 @@ def profiles_of(tap: str) -> dict[str, list[str]]:
     return found
 
 
-CONTROL_PORT = 9999  # frames that must get through, sent after those that must not
+CONTROL_PORT = 9979  # frames that must get through, sent after those that must not
 
 
 class Counter:
