@@ -22,6 +22,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -57,6 +58,18 @@ class _ConfirmTimeout(Exception):
     """The broker did not settle every delivery tag in time."""
 
 
+@dataclass(frozen=True)
+class Returned:
+    """A message the broker handed back unroutable (no queue bound to its key)."""
+
+    message_id: str
+    routing_key: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.message_id} ({self.routing_key}): {self.reason}"
+
+
 class Confirms:
     """Delivery tags of one confirm-mode channel and what the broker said about them.
 
@@ -67,7 +80,7 @@ class Confirms:
         self.next_tag = 1
         self.unsettled: set[int] = set()
         self.nacked = 0
-        self.returned: list[str] = []
+        self.returned: list[Returned] = []
 
     def start_batch(self) -> None:
         self.nacked = 0
@@ -90,7 +103,7 @@ class Confirms:
     ) -> None:
         properties = getattr(message, "properties", None) or {}
         message_id = properties.get("message_id", "?") if isinstance(properties, dict) else "?"
-        self.returned.append(f"{message_id} ({routing_key}): {exception}")
+        self.returned.append(Returned(message_id, routing_key, str(exception)))
 
     def _settle(self, delivery_tag: int, multiple: bool) -> int:
         if multiple:
@@ -126,10 +139,10 @@ class Publisher:
         confirm_timeout: float = 10.0,
         heartbeat: float = 0,
         mandatory: bool = False,
-        on_unroutable: Callable[[str], None] | None = None,
+        on_unroutable: Callable[[Returned], None] | None = None,
     ) -> None:
         """`mandatory` asks the broker to return what no queue is bound for. A return
-        fails the batch, unless `on_unroutable` is given: it is then told (one line per
+        fails the batch, unless `on_unroutable` is given: it is then told (once per
         message) and the message counts as settled, since no retry would route it."""
         if not urls:
             raise ValueError("Publisher needs at least one broker URL")
@@ -324,12 +337,8 @@ class Publisher:
         channel.events["basic_return"].add(confirms.on_return)
         return confirms
 
-    @staticmethod
-    def _release(connection: Any) -> None:
-        release(connection)
-
     def _reset(self) -> None:
         connection = self._connection
         self._connection, self._channel, self._confirms = None, None, None
         if connection is not None:
-            self._release(connection)
+            release(connection)

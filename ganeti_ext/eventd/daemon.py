@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ganeti_ext import paths, sdnotify
 from ganeti_ext.amqp.backoff import Backoff
-from ganeti_ext.amqp.publisher import Publisher
+from ganeti_ext.amqp.publisher import Publisher, Returned
 from ganeti_ext.eventd import catchup
 from ganeti_ext.eventd.config import SPOOL_SUBDIR, EventdConfig
 from ganeti_ext.eventd.drain import Drainer, PublisherLike
@@ -124,12 +124,11 @@ class Eventd:
 
     # --- set-up -------------------------------------------------------------------------
 
-    def _unroutable(self, what: str) -> None:
+    def _unroutable(self, what: Returned) -> None:
         # The broker dropped it: no queue is bound to its routing key. Retrying would not
         # change that, so it is not retried, but never dropped silently either.
-        key = what.partition("(")[2].partition(")")[0]
-        if key not in self._unroutable_keys:
-            self._unroutable_keys.add(key)
+        if what.routing_key not in self._unroutable_keys:
+            self._unroutable_keys.add(what.routing_key)
             log.warning(
                 "the broker dropped %s: no queue is bound to its routing key (bind one as"
                 " docs/amqp-contract.md says; later drops on this key are logged at debug)",

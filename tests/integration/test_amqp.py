@@ -76,7 +76,7 @@ def test_unroutable_message_is_returned_and_reported_not_lost_silently(lab, boun
         publisher.publish(f"unbound.{uuid.uuid4().hex}", {"n": 1}, "lost-1")
         publisher.publish(key, {"n": 2}, "kept-2")  # the control: a bound key still works
     assert json.loads(_get(conn, queue).body) == {"n": 2}
-    assert len(dropped) == 1 and dropped[0].startswith("lost-1 (unbound.")
+    assert len(dropped) == 1 and str(dropped[0]).startswith("lost-1 (unbound.")
     with (
         lab.amqp_socket_factory(),
         Publisher([lab.amqp_url], mandatory=True) as publisher,

@@ -321,7 +321,7 @@ def test_unroutable_messages_go_to_the_callers_handler_and_count_as_settled():
     dropped = []
     with fake_publisher(broker, mandatory=True, on_unroutable=dropped.append) as publisher:
         publisher.publish_many(batch(2))
-    assert len(dropped) == 1 and dropped[0].startswith("c:1:0:success (")
+    assert len(dropped) == 1 and str(dropped[0]).startswith("c:1:0:success (")
 
 
 def test_bad_body_is_refused_before_anything_is_sent():
