@@ -80,9 +80,14 @@ def run(env: Mapping[str, str], context: HookContext | None = None) -> Outcome:
         outcome.skipped = f"hook path {parsed.hooks_path} is not reported"
         return outcome
     me = context.own_name()
+    network = _snf_network_settings(context.paths)
     if node.is_master(me, node.master_name(context.paths.ganeti_data_dir), parsed.master):
         message = notify.build(
-            parsed, context.clock(), node=me, tag_prefix=_firewall_tag_prefix(context.paths)
+            parsed,
+            context.clock(),
+            node=me,
+            # A bad defaults file: the default prefix (the NIC script refuses it loudly).
+            tag_prefix=(network or network_settings.Settings()).firewall_tag_prefix,
         )
         if message is not None:
             try:
@@ -106,32 +111,28 @@ def run(env: Mapping[str, str], context: HookContext | None = None) -> Outcome:
         and not node.same_node(me, parsed.pre.new_primary)
         and parsed.pre.instance is not None
     ):
-        outcome.cleaned = _clean_up_neighbours(parsed.pre.instance, context)
+        outcome.cleaned = _clean_up_neighbours(parsed.pre.instance, network, context)
     outcome.nics = nic_hook.after_hook(parsed, context.paths)
     return outcome
 
 
+def _snf_network_settings(where: paths.Paths) -> network_settings.Settings | None:
+    """snf-network's settings, read once per run; None (logged) for a bad defaults file:
+    a hook must not fail the job over it."""
+    try:
+        return nic_hook.context(where).settings
+    except GanetiExtError as err:
+        log.error("snf-network's settings: %s (default firewall tag prefix, no clean-up)", err)
+        return None
+
+
 def _clean_up_neighbours(
-    instance: HookInstance, context: HookContext
+    instance: HookInstance, network: network_settings.Settings | None, context: HookContext
 ) -> list[neighbours.ProxyEntry]:
     # The proxy entries are snf-network's: none where it never ran on this node.
-    try:
-        state_dir = nic_hook.context(context.paths).settings.state_dir
-    except GanetiExtError as err:  # a bad /etc/default/snf-network: the job goes on
-        log.error("%s: proxy neighbours left as they are: %s", instance.name, err)
+    if network is None or not network.state_dir.is_dir():
         return []
-    if not state_dir.is_dir():
-        return []
-    return neighbours.clean_up(instance, Host(state_dir, context.runner))
-
-
-def _firewall_tag_prefix(where: paths.Paths) -> str:
-    # The NIC script refuses a bad defaults file loudly; a hook must not fail the job.
-    try:
-        return network_settings.load(where.snf_network_defaults).firewall_tag_prefix
-    except GanetiExtError as err:
-        log.error("firewall profiles reported with the default tag prefix: %s", err)
-        return network_settings.Settings().firewall_tag_prefix
+    return neighbours.clean_up(instance, Host(network.state_dir, context.runner))
 
 
 def main(env: Mapping[str, str] | None = None, context: HookContext | None = None) -> NoReturn:
