@@ -9,12 +9,11 @@ view (snf-events tail) is recorded and shown.
 
 from __future__ import annotations
 
-import select
 import subprocess
 
 from labkit import cluster, settings, vms
 from labkit.progress import step
-from labkit.sh import LabError, in_node, on_master, stored_secret
+from labkit.sh import await_line, in_node, on_master, stored_secret
 
 PROFILE = "limited"  # admits ssh (TCP 22); `protected` would drop it
 
@@ -36,10 +35,7 @@ def ensure_instance(image: str) -> str:
     )  # fmt: skip
     try:
         # Its queue bound before the first job starts: it says so on its first line.
-        ready, _, _ = select.select([tail.stdout], [], [], 60)
-        first = tail.stdout.readline() if ready else ""
-        if "listening" not in first:
-            raise LabError(f"snf-events tail did not start listening: {first.strip()}")
+        await_line(tail, tail.stdout, "listening")
         if name not in existing:
             argv = vms.add_argv(
                 name, image, node=settings.MASTER, backend=vms.DEBIAN_BACKEND,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import select
 import shlex
 import subprocess
 import time
@@ -137,3 +138,18 @@ def stored_secret(path: Path) -> str:
         path.write_text(secrets.token_hex(18))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def await_line(proc: subprocess.Popen, stream, marker: str, timeout: float = 60) -> str:
+    """Read `proc`'s text `stream` line by line until one holds `marker` (a readiness
+    line, e.g. snf-events tail's "listening"); what it said so far. LabError when it
+    ends or stays silent for `timeout` seconds first."""
+    said = ""
+    deadline = time.monotonic() + timeout
+    while marker not in said:
+        ready, _, _ = select.select([stream], [], [], max(0.0, deadline - time.monotonic()))
+        line = stream.readline() if ready else ""
+        if not line and (not ready or proc.poll() is not None):
+            raise LabError(f"no {marker!r} line within {timeout:.0f} s; it said: {said!r}")
+        said += line
+    return said

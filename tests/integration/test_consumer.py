@@ -10,7 +10,6 @@ snf-ganeti-eventd running in the lab and are skipped when it is not.
 from __future__ import annotations
 
 import json
-import select
 import sqlite3
 import subprocess
 import time
@@ -23,7 +22,7 @@ import pytest
 from ganeti_ext.amqp.publisher import Publisher
 from ganeti_ext.consumer import topology
 from labkit import rabbit, services, settings
-from labkit.sh import in_node
+from labkit.sh import await_line, in_node
 
 REPO = Path(__file__).resolve().parent.parent.parent
 PYTHON = "/usr/bin/python3"
@@ -160,7 +159,9 @@ def test_tail_shows_live_messages(lab):
     name = f"snf-t{uuid.uuid4().hex[:6]}"
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        said = listening(proc)  # its queue exists: nothing published from now on is missed
+        said = await_line(
+            proc, proc.stderr, "listening"
+        )  # its queue exists: nothing published from now on is missed
         with lab.amqp_socket_factory(), Publisher([lab.amqp_url]) as publisher:
             publisher.publish(
                 "ganeti.snf.event.progress",
@@ -179,19 +180,6 @@ def test_tail_shows_live_messages(lab):
     # Other jobs of the lab may show up too; ours must, and no other type may.
     assert f"ganeti-op-status {name} OP_INSTANCE_REBOOT running job=77" in out
     assert "image-info" not in out
-
-
-def listening(proc: subprocess.Popen, timeout: float = 60) -> str:
-    """What `snf-events tail` said on stderr up to "listening" (its readiness line)."""
-    said = ""
-    deadline = time.monotonic() + timeout
-    while "listening" not in said:
-        ready, _, _ = select.select([proc.stderr], [], [], max(0.0, deadline - time.monotonic()))
-        line = proc.stderr.readline() if ready else ""
-        if not line and (not ready or proc.poll() is not None):
-            raise AssertionError(f"snf-events tail did not start listening: {said!r}")
-        said += line
-    return said
 
 
 def test_reconcile_against_real_rapi(lab, db, instance_name):
