@@ -24,7 +24,7 @@ test's yardstick.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 APPLIED, IGNORED, LOST, DEAD = "applied", "ignored", "lost", "dead-lettered"
@@ -144,12 +144,19 @@ def update_db(body: Mapping[str, Any]) -> tuple[str, str]:
     return APPLIED, "applied"
 
 
+def _objects(value: Any, field: str) -> Iterator[tuple[int, dict]]:
+    """(index, item) of a list of objects, in order as upstream walks it; _Dead (a
+    TypeError upstream) at the first thing that is not one."""
+    if not isinstance(value, list):
+        raise _Dead(f"{field} is not a list")
+    for index, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise _Dead(f"{field}[{index}] is not an object")
+        yield index, item
+
+
 def _parse_nics(nics: Any) -> None:
-    if not isinstance(nics, list):
-        raise _Dead("instance_nics is not a list")
-    for index, nic in enumerate(nics):
-        if not isinstance(nic, dict):
-            raise _Dead(f"instance_nics[{index}] is not an object")
+    for index, nic in _objects(nics, "instance_nics"):
         if not isinstance(nic.get("network"), str) or not nic["network"]:
             raise _Lost(f"instance_nics[{index}]: no network (InvalidBackendIdError)")
         firewall = nic.get("firewall")
@@ -158,11 +165,7 @@ def _parse_nics(nics: Any) -> None:
 
 
 def _parse_disks(disks: Any) -> None:
-    if not isinstance(disks, list):
-        raise _Dead("instance_disks is not a list")
-    for index, disk in enumerate(disks):
-        if not isinstance(disk, dict):
-            raise _Dead(f"instance_disks[{index}] is not an object")
+    for index, disk in _objects(disks, "instance_disks"):
         size = _need(disk, "size")
         if isinstance(size, bool) or not isinstance(size, int):
             raise _Dead(f"instance_disks[{index}].size {size!r} is not whole MiB")
