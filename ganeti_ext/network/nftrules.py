@@ -38,6 +38,7 @@ import ipaddress
 from ganeti_ext.network.plan import NicPlan
 
 TABLE = "snf_network"
+RARP = "0x8035"  # ether type; nft has no name for it
 L2_PRIORITY = -150  # before bridge/filter priority 0, where br_netfilter hands over to inet
 FW_PRIORITY = 0
 TO_VM_MAP = "to_vm"
@@ -98,6 +99,11 @@ def antispoof_rules(plan: NicPlan) -> list[str]:
     rules: list[str] = []
     if plan.mac:
         rules.append(f"ether saddr != {plan.mac} drop")
+    if plan.mac:
+        # RARP: after a live migration qemu announces the VM's MAC with broadcast RARP
+        # frames so the bridges learn its new port at once; dropped, a quiet guest
+        # stays unreachable until it sends something itself. Its own MAC only (above).
+        rules.append(f"meta protocol {RARP} ether daddr ff:ff:ff:ff:ff:ff accept")
     # Only ARP, IPv4 and IPv6: no VLAN tags to slip past the checks below, no STP/LLDP.
     rules.append(_none_of("meta protocol", ["arp", "ip", "ip6"]) + " drop")
     if plan.mac:

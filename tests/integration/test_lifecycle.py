@@ -94,6 +94,17 @@ def after_move(lab, name: str, ip: str) -> str:
         ports = lab.run(["ip", "-s", "-o", "link", "show", "master", settings.BRIDGE],
                         node=index, check=False).stdout  # fmt: skip
         found.append(f"{node.short}: ping {vms.pings(node, ip)}, fdb {where}, ports {ports!r}")
+    pnode = lab.gnt("gnt-instance", "list", "--no-headers", "-o", "pnode", name).stdout.strip()
+    index = next(i for i, node in settings.NODES.items() if node.name == pnode)
+    # Whether qemu runs the guest at all, and whether the guest answers its console.
+    monitor = f"/run/ganeti/kvm-hypervisor/ctrl/{name}.monitor"
+    status = lab.run(
+        ["sh", "-c", f"echo 'info status' | timeout 10 socat - UNIX-CONNECT:{monitor}"],
+        node=index,
+        check=False,
+    )
+    found.append(f"qemu on {pnode}: {status.stdout.strip()!r} {status.stderr.strip()!r}")
+    found.append(f"console: {lab.console(name, [''], node=index)[-300:]!r}")
     return "; ".join(found)
 
 

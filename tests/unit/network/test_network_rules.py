@@ -148,6 +148,17 @@ def test_antispoof_rules_cover_mac_arp_ip_ra_dhcp():
     )
 
 
+def test_rarp_announcements_pass_only_broadcast_from_the_vms_own_mac():
+    """qemu's post-migration announcements are RARP; the MAC check comes first."""
+    rules = nftrules.antispoof_rules(plan())
+    rarp = "meta protocol 0x8035 ether daddr ff:ff:ff:ff:ff:ff accept"
+    assert rules.index("ether saddr != aa:00:01:9b:9f:65 drop") < rules.index(rarp)
+    assert rules.index(rarp) < rules.index(
+        "meta protocol != arp meta protocol != ip meta protocol != ip6 drop"
+    )
+    assert not any("0x8035" in rule for rule in nftrules.antispoof_rules(plan(MAC=None)))
+
+
 def test_antispoof_rules_use_no_anonymous_set():
     """Every anonymous set in a tap's chain is one more set nft fetches on each later up."""
     for got in (plan(), plan(IP=None), plan(MODE="routed", LINK="100")):
