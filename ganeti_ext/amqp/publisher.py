@@ -30,7 +30,7 @@ import amqp.exceptions
 import kombu
 import kombu.exceptions
 
-from ganeti_ext.amqp.connect import BrokerUnreachable, first_reachable, release
+from ganeti_ext.amqp.connect import BrokerUnreachable, drop, first_reachable, release
 from ganeti_ext.amqp.routing import EXCHANGE, EXCHANGE_TYPE
 from ganeti_ext.errors import GanetiExtError, ValidationError
 from ganeti_ext.logsetup import redact_url
@@ -204,14 +204,14 @@ class Publisher:
             except _ConfirmTimeout:
                 where = self.connected_url
                 unsettled = len(self._confirms.unsettled) if self._confirms else len(batch)
-                self._reset()
+                self._reset(stuck=True)
                 raise PublishError(
                     f"{self._describe(batch)}: {unsettled} not confirmed by {where} "
                     f"within {self._confirm_timeout:g} s"
                 ) from None
             except self._recoverable_errors() as err:
                 where = self.connected_url
-                self._reset()
+                self._reset(stuck=True)
                 if attempt == 1:
                     log.warning("publishing to %s failed (%s); reconnecting", where, err)
                     continue
@@ -337,8 +337,8 @@ class Publisher:
         channel.events["basic_return"].add(confirms.on_return)
         return confirms
 
-    def _reset(self) -> None:
+    def _reset(self, *, stuck: bool = False) -> None:
         connection = self._connection
         self._connection, self._channel, self._confirms = None, None, None
         if connection is not None:
-            release(connection)
+            (drop if stuck else release)(connection)

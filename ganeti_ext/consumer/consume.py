@@ -20,7 +20,7 @@ import kombu
 import kombu.exceptions
 
 from ganeti_ext.amqp.backoff import Backoff
-from ganeti_ext.amqp.connect import first_reachable, release
+from ganeti_ext.amqp.connect import drop, first_reachable, release
 from ganeti_ext.consumer import messages, topology
 from ganeti_ext.consumer.state import StateDB
 
@@ -119,15 +119,19 @@ def run(
             continue
         try:
             finished = _consume(connection, handler, stats, limits, prefetch, stop, queue_prefix)
-            backoff.reset()
-            if finished:
-                break
         except (*connection.connection_errors, *connection.channel_errors, OSError) as err:
+            drop(connection)
             delay = backoff.next_delay()
             log.warning("lost the broker (%s); reconnecting in %.0f s", err, delay)
             sleep(delay)
-        finally:
-            release(connection)
+            continue
+        except BaseException:
+            drop(connection)
+            raise
+        release(connection)
+        backoff.reset()
+        if finished:
+            break
     return stats
 
 
