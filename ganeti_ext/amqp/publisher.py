@@ -123,11 +123,81 @@ def encode_body(body: Mapping[str, Any]) -> bytes:
         raise ValidationError(f"message body is not plain JSON: {err}") from None
 
 
+class ConfirmChannel:
+    """The one place that speaks py-amqp below kombu: a channel in confirm mode that
+    publishes persistent JSON messages and collects the broker's acks, nacks and returns
+    into `confirms`. Proven against RabbitMQ in tests/integration/test_amqp.py (confirm,
+    nack, return, stalled connection); the publisher's unit tests replace it whole.
+
+    On kombu's in-process transport (`confirming` False) a message is in its queue once
+    basic_publish returned, and nothing is ever unsettled.
+    """
+
+    def __init__(self, channel: Any, *, confirming: bool = True) -> None:
+        self._channel = channel
+        self.confirms = Confirms()
+        self.confirming = confirming
+        if confirming:
+            channel.confirm_select()
+            channel.events["basic_ack"].add(self.confirms.on_ack)
+            channel.events["basic_nack"].add(self.confirms.on_nack)
+            channel.events["basic_return"].add(self.confirms.on_return)
+
+    def send(
+        self,
+        exchange: str,
+        routing_key: str,
+        payload: bytes,
+        message_id: str,
+        headers: dict[str, Any],
+        mandatory: bool,
+    ) -> None:
+        message = self._channel.prepare_message(
+            payload,
+            None,
+            "application/json",
+            "utf-8",
+            headers,
+            {"delivery_mode": PERSISTENT, "message_id": message_id},
+        )
+        self._channel.basic_publish(
+            message, exchange=exchange, routing_key=routing_key, mandatory=mandatory
+        )
+        if self.confirming:
+            self.confirms.sent()
+
+    def settle(self, timeout: float) -> bool:
+        """Take in the broker's answers until every delivery tag is settled (True) or
+        `timeout` seconds pass (False). Connection errors propagate."""
+        deadline = time.monotonic() + timeout
+        while self.confirms.unsettled:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            try:
+                self._channel.connection.drain_events(timeout=remaining)
+            except TimeoutError:
+                continue
+        return True
+
+
+def open_confirm_channel(connection: Any, channel: Any) -> ConfirmChannel:
+    """The channel in confirm mode; PublishError for a transport that cannot confirm."""
+    if callable(getattr(channel, "confirm_select", None)):
+        return ConfirmChannel(channel)
+    transport = getattr(connection, "transport_cls", "?")
+    if transport in UNCONFIRMED_TRANSPORTS:
+        return ConfirmChannel(channel, confirming=False)
+    raise PublishError(f"transport {transport!r} has no publisher confirms")
+
+
 class Publisher:
     """Publishes JSON messages to a topic exchange with (pipelined) publisher confirms."""
 
-    # How connections are made (tests substitute a fake broker connection).
+    # How connections are made and their channel put in confirm mode (unit tests
+    # substitute a fake broker for both).
     connection_factory: Callable[..., Any] = kombu.Connection
+    channel_factory: Callable[[Any, Any], ConfirmChannel] = staticmethod(open_confirm_channel)
 
     def __init__(
         self,
@@ -156,8 +226,7 @@ class Publisher:
         self._mandatory = mandatory
         self._on_unroutable = on_unroutable
         self._connection: Any = None  # kombu.Connection (or a test's fake)
-        self._channel: Any = None  # the transport's channel (py-amqp: amqp.Channel)
-        self._confirms: Confirms | None = None  # None: the transport cannot confirm
+        self._channel: ConfirmChannel | None = None
 
     @property
     def connected_url(self) -> str | None:
@@ -203,7 +272,7 @@ class Publisher:
                 raise PublishError(f"{self._describe(batch)}: {err}") from None
             except _ConfirmTimeout:
                 where = self.connected_url
-                unsettled = len(self._confirms.unsettled) if self._confirms else len(batch)
+                unsettled = len(self._channel.confirms.unsettled) if self._channel else len(batch)
                 self._reset(stuck=True)
                 raise PublishError(
                     f"{self._describe(batch)}: {unsettled} not confirmed by {where} "
@@ -247,37 +316,16 @@ class Publisher:
         return f"batch of {len(batch)} messages from {message_id} ({routing_key})"
 
     def _send_and_confirm(self, batch: Sequence[tuple[str, bytes, str, dict]]) -> None:
-        channel, confirms = self._channel, self._confirms
-        if confirms is not None:
-            confirms.start_batch()
+        channel = self._channel
+        assert channel is not None  # _ensure_channel ran
+        confirms = channel.confirms
+        confirms.start_batch()
         for routing_key, payload, message_id, headers in batch:
-            message = channel.prepare_message(
-                payload,
-                None,
-                "application/json",
-                "utf-8",
-                headers,
-                {"delivery_mode": PERSISTENT, "message_id": message_id},
+            channel.send(
+                self._exchange.name, routing_key, payload, message_id, headers, self._mandatory
             )
-            channel.basic_publish(
-                message,
-                exchange=self._exchange.name,
-                routing_key=routing_key,
-                mandatory=self._mandatory,
-            )
-            if confirms is not None:
-                confirms.sent()
-        if confirms is None:
-            return  # an in-process transport: in the queue once basic_publish returned
-        deadline = time.monotonic() + self._confirm_timeout
-        while confirms.unsettled:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise _ConfirmTimeout()
-            try:
-                channel.connection.drain_events(timeout=remaining)
-            except TimeoutError:
-                continue
+        if not channel.settle(self._confirm_timeout):
+            raise _ConfirmTimeout()
         problems = []
         if confirms.nacked:
             problems.append(f"{confirms.nacked} of {len(batch)} nacked by the broker")
@@ -305,14 +353,14 @@ class Publisher:
         if self._channel is not None:
             return
 
-        def prepare(connection: Any) -> tuple[Any, Confirms | None]:
+        def prepare(connection: Any) -> ConfirmChannel:
             channel = connection.channel()
-            confirms = self._enable_confirms(connection, channel)
+            confirm_channel = self.channel_factory(connection, channel)
             self._exchange(channel).declare()
-            return channel, confirms
+            return confirm_channel
 
         try:
-            connection, (channel, confirms) = first_reachable(
+            connection, channel = first_reachable(
                 self._urls,
                 prepare,
                 factory=self.connection_factory,
@@ -322,23 +370,10 @@ class Publisher:
             )
         except BrokerUnreachable as err:
             raise PublishError(str(err)) from None
-        self._connection, self._channel, self._confirms = connection, channel, confirms
-
-    def _enable_confirms(self, connection: Any, channel: Any) -> Confirms | None:
-        if not callable(getattr(channel, "confirm_select", None)):
-            transport = getattr(connection, "transport_cls", "?")
-            if transport in UNCONFIRMED_TRANSPORTS:
-                return None
-            raise PublishError(f"transport {transport!r} has no publisher confirms")
-        confirms = Confirms()
-        channel.confirm_select()
-        channel.events["basic_ack"].add(confirms.on_ack)
-        channel.events["basic_nack"].add(confirms.on_nack)
-        channel.events["basic_return"].add(confirms.on_return)
-        return confirms
+        self._connection, self._channel = connection, channel
 
     def _reset(self, *, stuck: bool = False) -> None:
         connection = self._connection
-        self._connection, self._channel, self._confirms = None, None, None
+        self._connection, self._channel = None, None
         if connection is not None:
             (drop if stuck else release)(connection)

@@ -99,7 +99,6 @@ def antispoof_rules(plan: NicPlan) -> list[str]:
     rules: list[str] = []
     if plan.mac:
         rules.append(f"ether saddr != {plan.mac} drop")
-    if plan.mac:
         # RARP: after a live migration qemu announces the VM's MAC with broadcast RARP
         # frames so the bridges learn its new port at once; dropped, a quiet guest
         # stays unreachable until it sends something itself. Its own MAC only (above).

@@ -9,7 +9,7 @@ import uuid
 import kombu
 import pytest
 
-from ganeti_ext.amqp.publisher import Publisher, PublishError
+from ganeti_ext.amqp.publisher import Confirms, Publisher, PublishError, open_confirm_channel
 from ganeti_ext.errors import ValidationError
 
 # Port 1 on loopback: connection refused at once, no network involved.
@@ -96,95 +96,74 @@ def test_urls_are_required():
 
 
 # --- pipelined confirms, against a scripted fake broker ----------------------------------
-
-
+# The fake stands in for ConfirmChannel as a whole (its contract: `send` one message,
+# `settle` until all are settled or the time-out, broker answers recorded in a real
+# Confirms); what ConfirmChannel does with py-amqp is proven on RabbitMQ itself
+# (tests/integration/test_amqp.py: confirm, nack, return, stalled connection).
 class FakeBroker:
-    """Plays RabbitMQ's side of confirm mode; `answer(tags)` scripts the confirms.
-
-    `answer` gets the delivery tags published since it was last called and returns the
-    frames to deliver: ("ack" | "nack", tag, multiple), ("return", message_id), or an
-    exception to raise from drain_events (the connection dropped).
+    """Scripts the broker's answers: `answer(tags)` gets the delivery tags sent since it
+    was last called and returns the answers: ("ack" | "nack", tag, multiple),
+    ("return", message_id), or an exception for settle to raise (connection dropped).
     """
 
     def __init__(self, answer=None):
         self.answer = answer or (lambda tags: [("ack", tag, False) for tag in tags])
         self.connections = []
-        self.log = []  # ("publish", message_id) / ("drain",) in call order
+        self.log = []  # ("publish", message_id) / ("settle",) in call order
 
     def connect(self, url, **kwargs):
         connection = FakeConnection(self, url)
         self.connections.append(connection)
         return connection
 
+    def open_channel(self, connection, channel):
+        connection.confirm_channel = FakeConfirmChannel(self)
+        return connection.confirm_channel
+
     @property
     def published(self):
-        return [m for c in self.connections for m in c.channel_.published]
+        return [m for c in self.connections for m in c.confirm_channel.published]
 
 
-class FakeRawConnection:
-    def __init__(self, channel):
-        self.channel = channel
+class FakeConfirmChannel:
+    def __init__(self, broker):
+        self.broker = broker
+        self.confirms = Confirms()
+        self.published = []  # (exchange, routing_key, payload, message_id, headers, mandatory)
+        self.unanswered = []
 
-    def drain_events(self, timeout=None):
-        channel = self.channel
-        channel.broker.log.append(("drain",))
-        if not channel.frames:
-            fresh, channel.unanswered = channel.unanswered, []
-            answer = channel.broker.answer(fresh) if fresh else []
-            if isinstance(answer, BaseException):
-                raise answer
-            channel.frames.extend(answer)
-        if not channel.frames:
-            raise TimeoutError("timed out")
-        kind, *args = channel.frames.pop(0)
-        if kind == "return":
-            for callback in channel.events["basic_return"]:
-                callback(Exception("NO_ROUTE"), "ganeti", "some.key", FakeMessage(args[0]))
-        else:
-            for callback in channel.events[f"basic_{kind}"]:
-                callback(*args)
+    def send(self, exchange, routing_key, payload, message_id, headers, mandatory):
+        self.published.append((exchange, routing_key, payload, message_id, headers, mandatory))
+        self.unanswered.append(self.confirms.sent())
+        self.broker.log.append(("publish", message_id))
+
+    def settle(self, timeout):
+        self.broker.log.append(("settle",))
+        fresh, self.unanswered = self.unanswered, []
+        answers = self.broker.answer(fresh) if fresh else []
+        if isinstance(answers, BaseException):
+            raise answers
+        for kind, *args in answers:
+            if kind == "return":
+                self.confirms.on_return(Exception("NO_ROUTE"), "ganeti", "some.key", Msg(args[0]))
+            else:
+                getattr(self.confirms, f"on_{kind}")(*args)
+        return not self.confirms.unsettled
 
 
-class FakeMessage:
+class Msg:
     def __init__(self, message_id):
         self.properties = {"message_id": message_id}
 
 
 class FakeChannel:
-    def __init__(self, broker):
-        import collections
+    """The raw channel: only kombu's exchange declaration reaches it."""
 
-        self.broker = broker
-        self.events = collections.defaultdict(set)
-        self.connection = FakeRawConnection(self)
-        self.confirm_mode = False
+    def __init__(self):
         self.exchanges = []
-        self.published = []  # (routing_key, body bytes, properties, headers, mandatory)
-        self.unanswered = []
-        self.frames = []
-        self.tag = 0
-
-    def confirm_select(self):
-        self.confirm_mode = True
 
     def exchange_declare(self, exchange=None, type=None, durable=False, **kwargs):
         self.exchanges.append((exchange, type, durable))
-
-    def prepare_message(self, body, priority, content_type, content_encoding, headers, props):
-        return {
-            "body": body,
-            "content_type": content_type,
-            "content_encoding": content_encoding,
-            "headers": headers,
-            "properties": props,
-        }
-
-    def basic_publish(self, message, exchange, routing_key, mandatory=False, **kwargs):
-        assert self.confirm_mode and exchange == "ganeti"
-        self.tag += 1
-        self.unanswered.append(self.tag)
-        self.published.append((routing_key, message, mandatory))
-        self.broker.log.append(("publish", message["properties"]["message_id"]))
 
 
 class FakeConnection:
@@ -194,7 +173,8 @@ class FakeConnection:
 
     def __init__(self, broker, url):
         self.broker, self.url = broker, url
-        self.channel_ = FakeChannel(broker)
+        self.channel_ = FakeChannel()
+        self.confirm_channel = None
         self.released = self.dropped = False
 
     def ensure_connection(self, max_retries=None):
@@ -216,6 +196,7 @@ class FakeConnection:
 def fake_publisher(broker, **kwargs):
     publisher = Publisher(["amqp://guest:secret@broker//"], **kwargs)
     publisher.connection_factory = broker.connect
+    publisher.channel_factory = broker.open_channel
     return publisher
 
 
@@ -226,7 +207,7 @@ def batch(n, first=0):
 
 
 def ids(published):
-    return [message["properties"]["message_id"] for _, message, _ in published]
+    return [message_id for _, _, _, message_id, _, _ in published]
 
 
 def test_batch_is_sent_without_waiting_then_confirmed_with_multiple_acks():
@@ -234,14 +215,12 @@ def test_batch_is_sent_without_waiting_then_confirmed_with_multiple_acks():
     broker = FakeBroker(lambda tags: [("ack", 2, True), ("ack", 4, False), ("ack", 5, True)])
     with fake_publisher(broker) as publisher:
         publisher.publish_many(batch(5))
-        channel = broker.connections[0].channel_
-        assert channel.confirm_mode and channel.exchanges == [("ganeti", "topic", True)]
-    assert broker.log[:6] == [("publish", f"c:{i}:0:success") for i in range(5)] + [("drain",)]
+        assert broker.connections[0].channel_.exchanges == [("ganeti", "topic", True)]
+    assert broker.log == [("publish", f"c:{i}:0:success") for i in range(5)] + [("settle",)]
     assert ids(broker.published) == [f"c:{i}:0:success" for i in range(5)]
-    _, message, mandatory = broker.published[0]
-    assert json.loads(message["body"]) == {"n": 0} and not mandatory
-    assert message["content_type"] == "application/json"
-    assert message["properties"] == {"delivery_mode": 2, "message_id": "c:0:0:success"}
+    exchange, key, payload, _, headers, mandatory = broker.published[0]
+    assert (exchange, key, headers, mandatory) == ("ganeti", "ganeti.snf.event.op", {}, False)
+    assert json.loads(payload) == {"n": 0}
 
 
 def test_later_batches_continue_the_channels_delivery_tags():
@@ -298,8 +277,12 @@ def test_connection_lost_mid_batch_resends_the_whole_batch_once():
     first, second = broker.connections
     assert first.dropped
     # Re-sent byte for byte, with the same message ids.
-    assert first.channel_.published == second.channel_.published
-    assert ids(second.channel_.published) == ["c:0:0:success", "c:1:0:success", "c:2:0:success"]
+    assert first.confirm_channel.published == second.confirm_channel.published
+    assert ids(second.confirm_channel.published) == [
+        "c:0:0:success",
+        "c:1:0:success",
+        "c:2:0:success",
+    ]
 
 
 def test_connection_lost_twice_is_a_publish_error_for_the_caller_to_retry():
@@ -318,7 +301,7 @@ def test_unroutable_mandatory_messages_fail_the_batch():
         pytest.raises(PublishError, match=r"1 returned unroutable \(first: c:1:0:success"),
     ):
         publisher.publish_many(batch(2))
-    assert all(mandatory for _, _, mandatory in broker.published)
+    assert all(mandatory for *_, mandatory in broker.published)
 
 
 def test_unroutable_messages_go_to_the_callers_handler_and_count_as_settled():
@@ -343,18 +326,8 @@ def test_empty_batch_does_not_connect():
 
 
 def test_transport_without_confirms_is_refused():
-    class NoConfirms(FakeChannel):
-        confirm_select = None
+    class Redis:
+        transport_cls = "redis"
 
-    broker = FakeBroker()
-    publisher = fake_publisher(broker)
-
-    def connect(url, **kwargs):
-        connection = FakeConnection(broker, url)
-        connection.transport_cls = "redis"
-        connection.channel_ = NoConfirms(broker)
-        return connection
-
-    publisher.connection_factory = connect
     with pytest.raises(PublishError, match=r"transport 'redis' has no publisher confirms"):
-        publisher.publish("k", {})
+        open_confirm_channel(Redis(), FakeChannel())
