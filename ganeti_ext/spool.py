@@ -100,6 +100,19 @@ def name_order(name: str) -> tuple[int, int, int] | None:
     return (int(match.group(1)), int(match.group(2)), int(match.group(3)))
 
 
+def read_capped(path: Path, limit: int) -> bytes:
+    """The whole file, if it holds at most `limit` bytes; SpoolError otherwise (a spool
+    file is never trusted to be small) or when it cannot be read."""
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read(limit + 1)
+    except OSError as err:
+        raise SpoolError(f"{path}: cannot read: {err.strerror}") from None
+    if len(data) > limit:
+        raise SpoolError(f"{path}: larger than {limit} bytes")
+    return data
+
+
 class Spool:
     """A directory of messages waiting for the broker: durable, ordered by name."""
 
@@ -156,14 +169,7 @@ class Spool:
 
     def load(self, path: Path) -> OutgoingMessage:
         """The message in `path`; SpoolError if the file is corrupt (quarantine it)."""
-        try:
-            with open(path, "rb") as stream:
-                data = stream.read(MAX_MESSAGE_BYTES + 1)
-        except OSError as err:
-            raise SpoolError(f"{path}: cannot read: {err.strerror}") from None
-        if len(data) > MAX_MESSAGE_BYTES:
-            raise SpoolError(f"{path}: larger than {MAX_MESSAGE_BYTES} bytes")
-        return decode(data, str(path))
+        return decode(read_capped(path, MAX_MESSAGE_BYTES), str(path))
 
     def done(self, path: Path) -> None:
         """Forget a message the broker confirmed.

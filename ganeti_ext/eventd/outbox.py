@@ -24,6 +24,7 @@ from ganeti_ext.spool import (
     decode,
     encode,
     name_order,
+    read_capped,
 )
 
 BATCH_SUFFIX = ".msgs"
@@ -66,13 +67,7 @@ class Outbox(Spool):
         """The messages in a one-message or batch file; SpoolError if it is corrupt."""
         if not is_batch(path):
             return [self.load(path)]
-        try:
-            with open(path, "rb") as stream:
-                data = stream.read(MAX_BATCH_FILE_BYTES + 1)
-        except OSError as err:
-            raise SpoolError(f"{path}: cannot read: {err.strerror}") from None
-        if len(data) > MAX_BATCH_FILE_BYTES:
-            raise SpoolError(f"{path}: larger than {MAX_BATCH_FILE_BYTES} bytes")
+        data = read_capped(path, MAX_BATCH_FILE_BYTES)
         if not data.endswith(b"\n"):
             raise SpoolError(f"{path}: truncated batch file")
         lines = data[:-1].split(b"\n")

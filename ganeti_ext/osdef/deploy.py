@@ -25,7 +25,7 @@ from ganeti_ext.extstorage.images.sources import Source, open_source
 from ganeti_ext.osdef import disklayout
 from ganeti_ext.osdef.progress import Progress
 from ganeti_ext.osdef.sources import ImageRef
-from ganeti_ext.osdef.writer import SparseWriter, device_size, open_disk
+from ganeti_ext.osdef.writer import SparseWriter, device_size, open_disk, path_size
 from ganeti_ext.runner import DEFAULT_RUNNER, Runner
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ class Deployment:
 
     def _qcow2(self, source: Source, compression, head: bytes, chunks: Iterator[bytes]) -> None:
         header = formats.parse_qcow2_header(head, self.max_size)
-        disk_size = _size_of(self.disk)
+        disk_size = path_size(self.disk)
         if header.size > disk_size:
             raise ValidationError(
                 f"its virtual size {header.size} is more than the disk's {disk_size} bytes"
@@ -242,11 +242,3 @@ def wipe_start(disk: str, why: str) -> None:
         log.info("zeroed the first MiB of %s after %s", disk, why)
     except OSError as err:
         log.warning("could not zero the start of %s: %s", disk, err.strerror)
-
-
-def _size_of(path: str) -> int:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        return device_size(fd)
-    finally:
-        os.close(fd)

@@ -22,7 +22,7 @@ from ganeti_ext.osdef.helper.config import check_os_family, helper_config, prope
 from ganeti_ext.osdef.helper.protocol import Event
 from ganeti_ext.osdef.params import SnfImageParams, parse_params
 from ganeti_ext.osdef.progress import Progress
-from ganeti_ext.osdef.writer import device_size
+from ganeti_ext.osdef.writer import path_size
 from ganeti_ext.paths import DEFAULT, Paths
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ def personalize(
         raise ValidationError(
             f"the helper VM is not built in {conf.helper.dir}: run snf-image-update-helper"
         )
-    timeout = conf.helper.timeout + conf.helper.timeout_per_gib * _size(disk) / GIB
+    timeout = conf.helper.timeout + conf.helper.timeout_per_gib * path_size(disk) / GIB
     with vm.workdir() as tmp:
         config_file = Path(tmp) / "config.json"
         fd = os.open(config_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -173,14 +173,6 @@ def _first_disk(instance: osapi.InstanceInfo) -> str:
             "snf-image needs a block device or file"
         )
     return disk.path
-
-
-def _size(path: str) -> int:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        return device_size(fd)
-    finally:
-        os.close(fd)
 
 
 def _store(paths: Paths):

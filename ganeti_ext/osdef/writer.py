@@ -46,6 +46,15 @@ def device_size(fd: int) -> int:
     return info.st_size
 
 
+def path_size(path: str) -> int:
+    """The size of the block device or regular file at `path`, in bytes."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return device_size(fd)
+    finally:
+        os.close(fd)
+
+
 def open_disk(path: str) -> int:
     """The disk, for writing, with O_DIRECT where it allows it (tmpfs does not)."""
     try:

@@ -7,24 +7,13 @@ import sys
 import pytest
 from unit_helpers import REPO, env_fixture
 
+from ganeti_ext.environ.extstorage import VERBS
 from ganeti_ext.errors import ConfigError
 from ganeti_ext.extstorage import settings
 from ganeti_ext.extstorage.provider import KNOWN_PARAMS
 from ganeti_ext.paths import DEFAULT
 
 PROVIDER_DIR = REPO / "extstorage" / "archipelago"
-VERBS = (
-    "create",
-    "attach",
-    "detach",
-    "remove",
-    "grow",
-    "setinfo",
-    "verify",
-    "snapshot",
-    "open",
-    "close",
-)
 VOL = "3f1c2b7e-9d4a-4b8e-a1f0-6c2d9e8b7a51.ext.disk0"
 
 
@@ -110,6 +99,11 @@ def test_each_verb_has_an_executable_shim(verb):
     assert f'main("{verb}")' in text
     assert len(text.splitlines()) <= 6
     compile(text, str(shim), "exec")
+
+
+def test_every_executable_in_the_provider_is_a_verb_ganeti_calls():
+    executables = {p.name for p in PROVIDER_DIR.iterdir() if os.access(p, os.X_OK)}
+    assert executables == set(VERBS)
 
 
 def test_parameters_list_matches_known_params():

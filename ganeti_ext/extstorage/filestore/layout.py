@@ -23,6 +23,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ganeti_ext.errors import ValidationError
 from ganeti_ext.fsutil import atomic_write
@@ -75,13 +76,22 @@ class StoreFormat:
         }
 
 
-def parse_format(text: str, where: str) -> StoreFormat:
-    """The format file's content, checked; a ValidationError names the file and field."""
+def json_object(text: str, where: str) -> dict[str, Any]:
+    """A store file's JSON object (format file, map, volume record); a ValidationError
+    names the file when it is not JSON or not an object."""
     try:
         data = json.loads(text)
     except ValueError:
         raise ValidationError(f"{where}: not valid JSON") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
+    if not isinstance(data, dict):
+        raise ValidationError(f"{where}: not a JSON object")
+    return data
+
+
+def parse_format(text: str, where: str) -> StoreFormat:
+    """The format file's content, checked; a ValidationError names the file and field."""
+    data = json_object(text, where)
+    if data.get("format") != FORMAT_NAME:
         raise ValidationError(f"{where}: not an archipelago store format file")
     version = data.get("version")
     if version != FORMAT_VERSION:

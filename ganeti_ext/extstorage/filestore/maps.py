@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ganeti_ext.errors import ValidationError
-from ganeti_ext.extstorage.filestore.layout import check_name, is_block_name
+from ganeti_ext.extstorage.filestore.layout import check_name, is_block_name, json_object
 from ganeti_ext.fsutil import atomic_write
 
 MAP_FORMAT = 1
@@ -66,12 +66,7 @@ def now_iso() -> str:
 
 def parse(text: str, where: str) -> Map:
     """A map from its JSON text, every field checked; errors name `where` and the field."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise ValidationError(f"{where}: not valid JSON") from None
-    if not isinstance(data, dict):
-        raise ValidationError(f"{where}: not a JSON object")
+    data = json_object(text, where)
     if data.get("format") != MAP_FORMAT:
         raise ValidationError(f"{where}: map format {data.get('format')!r} is not {MAP_FORMAT}")
     kind = data.get("kind")

@@ -16,6 +16,7 @@ from typing import Any
 
 from ganeti_ext.errors import ValidationError
 from ganeti_ext.extstorage.backend import Volume
+from ganeti_ext.extstorage.filestore.layout import json_object
 from ganeti_ext.fsutil import atomic_write
 
 RECORD_FORMAT = 1
@@ -39,11 +40,8 @@ def to_json(volume: Volume, since: dict[str, str] | None = None) -> dict[str, An
 
 
 def parse(text: str, size: int, where: str) -> Volume:
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise ValidationError(f"{where}: not valid JSON") from None
-    if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
+    data = json_object(text, where)
+    if data.get("format") != RECORD_FORMAT:
         raise ValidationError(f"{where}: not a volume record of format {RECORD_FORMAT}")
     opens = data.get("opens") or {}
     if not isinstance(opens, dict) or not all(
