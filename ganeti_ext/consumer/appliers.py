@@ -59,6 +59,11 @@ def _older(event_time: EventTime | None, sec: int, usec: int) -> bool:
     return event_time is not None and event_time < (sec, usec)
 
 
+def _stale(message: Incoming, row: sqlite3.Row | None) -> bool:
+    """Whether the record already holds a newer event than `message` (it arrived late)."""
+    return row is not None and _older(message.event_time, row["event_sec"], row["event_usec"])
+
+
 def _job_id(body: Mapping[str, Any]) -> str | None:
     job_id = body.get("jobId")
     return None if job_id is None else str(job_id)
@@ -91,7 +96,7 @@ def _apply_op_status(conn: sqlite3.Connection, message: Incoming, now: float) ->
     opcode = body["operation"]
     status = body["status"]
     row = conn.execute("SELECT * FROM instances WHERE name = ?", (name,)).fetchone()
-    if row is not None and _older(message.event_time, row["event_sec"], row["event_usec"]):
+    if _stale(message, row):
         return False
     if row is None:
         ensure_instance(conn, name, BUILD if opcode == "OP_INSTANCE_CREATE" else UNKNOWN, now)
@@ -163,7 +168,7 @@ def _apply_network_status(conn: sqlite3.Connection, message: Incoming, now: floa
     opcode = body["operation"]
     status = body["status"]
     row = conn.execute("SELECT * FROM networks WHERE name = ?", (name,)).fetchone()
-    if row is not None and _older(message.event_time, row["event_sec"], row["event_usec"]):
+    if _stale(message, row):
         return False
     if row is None or (opcode == "OP_NETWORK_ADD" and row["deleted"]):
         conn.execute("DELETE FROM networks WHERE name = ?", (name,))
@@ -219,7 +224,7 @@ def _apply_cluster(conn: sqlite3.Connection, message: Incoming, now: float) -> b
     if message.type == routing.HEARTBEAT:
         update_row(conn, "clusters", "name", name, {"last_heartbeat": now}, now)
         return True
-    if row is not None and _older(message.event_time, row["event_sec"], row["event_usec"]):
+    if _stale(message, row):
         return False
     values: dict[str, Any] = {
         "last_operation": body.get("operation"),
@@ -239,7 +244,7 @@ def _apply_progress(conn: sqlite3.Connection, message: Incoming, now: float) -> 
     body = message.body
     name = body["instance"]
     row = conn.execute("SELECT * FROM progress WHERE instance = ?", (name,)).fetchone()
-    if row is not None and _older(message.event_time, row["event_sec"], row["event_usec"]):
+    if _stale(message, row):
         return False
     if row is None:
         conn.execute(
@@ -286,9 +291,8 @@ def _apply_hook(conn: sqlite3.Connection, message: Incoming, now: float) -> bool
     if not isinstance(name, str) or not name:
         return _apply_network_hook(conn, message, now)
     row = conn.execute("SELECT * FROM instances WHERE name = ?", (name,)).fetchone()
-    if row is not None and (
-        _older(message.event_time, row["event_sec"], row["event_usec"])
-        or _older(message.event_time, row["hook_sec"], row["hook_usec"])
+    if _stale(message, row) or (
+        row is not None and _older(message.event_time, row["hook_sec"], row["hook_usec"])
     ):
         return False
     if body.get("hpath") == "instance-rename" and isinstance(body.get("new_name"), str):

@@ -278,10 +278,7 @@ class Admin:
         )
 
     def image_remove(self) -> None:
-        name = layout.check_name("image", self.options.name)
-        with self.store.lock(name):
-            self._map(name, "image")
-            self.store.remove(name, kinds=("image",))
+        name = self._remove_origin("image")
         print(f"image {name} removed; `archipelago gc` frees the blocks only it used")
 
     # --- snapshots ----------------------------------------------------------------------
@@ -328,11 +325,7 @@ class Admin:
             print(f"snapshot {name}: {'digested' if done else 'already digested'}")
 
     def snapshot_remove(self) -> None:
-        name = layout.check_name("snapshot", self.options.name)
-        with self.store.lock(name):
-            self._map(name, "snapshot")
-            self.store.remove(name, kinds=("snapshot",))
-        print(f"snapshot {name} removed")
+        print(f"snapshot {self._remove_origin('snapshot')} removed")
 
     # --- volumes ------------------------------------------------------------------------
 
@@ -443,6 +436,14 @@ class Admin:
             found = self.store.origin(name)
             if found is not None:
                 yield found
+
+    def _remove_origin(self, kind: str) -> str:
+        """Remove the image or snapshot named on the command line (only that kind)."""
+        name = layout.check_name(kind, self.options.name)
+        with self.store.lock(name):
+            self._map(name, kind)
+            self.store.remove(name, kinds=(kind,))
+        return name
 
     def _map(self, name: str, kind: str):
         found = self.store.map(layout.check_name(kind, name))

@@ -6,9 +6,10 @@ file system that cannot do it (ext4, tmpfs, or two file systems) is named in the
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from ganeti_ext.errors import ValidationError
@@ -38,22 +39,12 @@ def clone_whole(source: Path, target: Path, size: int | None = None, what: str =
     """Create `target` as a copy-on-write copy of `source`, then set its size if given."""
     src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            try:
+        with _new_file(target) as fd:
+            with _sharing_into(target):
                 clone_file(src, fd)
-            except OSError as err:
-                if err.errno in NO_REFLINK_ERRNOS:
-                    raise reflink_error(target, err) from None
-                raise
             if size is not None:
                 set_size(fd, size, what)
             os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            target.unlink(missing_ok=True)
-            raise
-        os.close(fd)
     finally:
         os.close(src)
 
@@ -66,8 +57,7 @@ def compose(
     block_path: Callable[[str], Path],
 ) -> None:
     """Create `target` of `size` bytes from the ordered blocks (None: a hole of zeros)."""
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
+    with _new_file(target) as fd:
         os.ftruncate(fd, size)
         for index, digest in enumerate(blocks):
             if digest is None:
@@ -78,21 +68,38 @@ def compose(
                 break
             src = os.open(block_path(digest), os.O_RDONLY | os.O_CLOEXEC)
             try:
-                clone_range(src, 0, _whole_fs_blocks(length, offset, size), fd, offset)
-            except OSError as err:
-                if err.errno in NO_REFLINK_ERRNOS:
-                    raise reflink_error(target, err) from None
-                raise
+                with _sharing_into(target):
+                    clone_range(src, 0, _whole_fs_blocks(length, offset, size), fd, offset)
             finally:
                 os.close(src)
         # A tail rounded up to a whole file-system block may have pushed the end out.
         os.ftruncate(fd, size)
         os.fsync(fd)
+
+
+@contextlib.contextmanager
+def _new_file(target: Path) -> Iterator[int]:
+    """A new file at `target` (which must not exist yet), gone again if the block fails:
+    a half-made volume or origin is never left behind."""
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        yield fd
     except BaseException:
         os.close(fd)
         target.unlink(missing_ok=True)
         raise
     os.close(fd)
+
+
+@contextlib.contextmanager
+def _sharing_into(target: Path) -> Iterator[None]:
+    """A file system that cannot share extents becomes the error that says so."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno in NO_REFLINK_ERRNOS:
+            raise reflink_error(target, err) from None
+        raise
 
 
 def _whole_fs_blocks(length: int, offset: int, size: int) -> int:

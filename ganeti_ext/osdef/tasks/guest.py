@@ -89,16 +89,15 @@ class Guest:
         return None if data is None else data.decode("utf-8", errors="replace")
 
     def is_dir(self, path: str) -> bool:
-        try:
-            fd = openat2(self.root_fd, path, os.O_PATH | os.O_DIRECTORY)
-        except OSError:
-            return False
-        os.close(fd)
-        return True
+        return self._opens(path, os.O_PATH | os.O_DIRECTORY)
 
     def exists(self, path: str) -> bool:
+        return self._opens(path, os.O_PATH | os.O_NOFOLLOW)
+
+    def _opens(self, path: str, flags: int) -> bool:
+        """Whether `path` opens with `flags` inside the guest's root."""
         try:
-            fd = openat2(self.root_fd, path, os.O_PATH | os.O_NOFOLLOW)
+            fd = openat2(self.root_fd, path, flags)
         except OSError:
             return False
         os.close(fd)
