@@ -42,36 +42,27 @@ def disk_image(path: Path, size: int, *, seed: int = 1, data: int = 6 * MIB) -> 
     return path.read_bytes()
 
 
+def _archipelago(conf: Path, *args: str) -> tuple[list[str], dict[str, str]]:
+    """argv and environment of the `archipelago` command from this tree on `conf`."""
+    argv = [
+        sys.executable,
+        str(REPO / "extstorage" / "sbin" / "archipelago"),
+        "--config",
+        str(conf),
+    ]
+    return [*argv, *args], {**os.environ, "PYTHONPATH": str(REPO)}
+
+
 def admin(conf: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run the `archipelago` command from this tree against the store in `conf`."""
-    return subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "extstorage" / "sbin" / "archipelago"),
-            "--config",
-            str(conf),
-            *args,
-        ],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    argv, env = _archipelago(conf, *args)
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def admin_process(conf: Path, *args: str) -> subprocess.Popen[str]:
+    argv, env = _archipelago(conf, *args)
     return subprocess.Popen(
-        [
-            sys.executable,
-            str(REPO / "extstorage" / "sbin" / "archipelago"),
-            "--config",
-            str(conf),
-            *args,
-        ],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 

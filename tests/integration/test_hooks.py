@@ -8,15 +8,12 @@ test needs snf-ganeti-eventd running there (it drains the spool the hook writes 
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
-import time
-import uuid
 from pathlib import Path
 
 import jsonschema
-import kombu
 import pytest
+from amqp_capture import Capture
 
 from ganeti_ext.events.schema import load_schema
 from ganeti_ext.hooks import neighbours, notify
@@ -78,33 +75,17 @@ def test_instance_add_notification_from_the_master(installed, instance_name):
     lab = installed
     name = instance_name()
     schema = load_schema("ganeti-hook")
-    with lab.amqp_socket_factory():
-        connection = kombu.Connection(lab.amqp_url)
-        connection.connect()
-    queue = kombu.Queue(
-        f"itest-hook-{uuid.uuid4().hex[:8]}",
-        exchange=kombu.Exchange("ganeti", type="topic", durable=True),
-        routing_key="ganeti.snf.event.hook",
-        exclusive=True,
-        auto_delete=True,
-    )(connection.channel())
-    queue.declare()
-    add(lab, name, "--tags", "synnefo:network:0:protected")
-
-    # The lab's eventd (started from its unit) drains the spool the hook wrote to.
-    body = None
-    deadline = time.monotonic() + 30
-    while body is None and time.monotonic() < deadline:
-        message = queue.get(no_ack=True)
-        if message is None:
-            time.sleep(0.2)
-            continue
-        candidate = json.loads(message.body)
-        if candidate.get("instance") == name and candidate["hpath"] == "instance-add":
-            body = candidate
-    connection.release()
-
-    assert body is not None, "the hook's notification was spooled (and published)"
+    capture = Capture(lab, "ganeti.snf.event.hook", "itest-hook")
+    try:
+        add(lab, name, "--tags", "synnefo:network:0:protected")
+        # The lab's eventd (started from its unit) drains the spool the hook wrote to.
+        body = capture.wait(
+            "the hook's notification, spooled and published",
+            lambda _key, b: b.get("instance") == name and b.get("hpath") == "instance-add",
+            timeout=30,
+        )
+    finally:
+        capture.close()
     jsonschema.validate(body, schema)
     assert (body["operation"], body["status"], body["node"]) == (
         "OP_INSTANCE_CREATE",

@@ -19,8 +19,8 @@ import uuid
 from pathlib import Path
 
 import guest_images as images
-import kombu
 import pytest
+from amqp_capture import Capture
 from instances import add_instance, archipelago, disk_uuids, volume_of
 
 from ganeti_ext.osdef.passwd import sha_crypt
@@ -237,34 +237,22 @@ def finished(seen: list[dict]) -> bool:
 
 
 def test_progress_reaches_the_cloud_layer_and_no_secret_does(lab, instance_name, debian_raw):
-    with lab.amqp_socket_factory():
-        connection = kombu.Connection(lab.amqp_url)
-        connection.connect()
-    queue = kombu.Queue(
-        f"itest-progress-{uuid.uuid4().hex[:8]}",
-        exchange=kombu.Exchange("ganeti", type="topic", durable=True),
-        routing_key="ganeti.snf.event.#",
-        exclusive=True,
-        auto_delete=True,
-    )(connection.channel())
-    queue.declare()
+    capture = Capture(lab, "ganeti.snf.event.#", "itest-progress")
     name = instance_name()
-    proc = deploy(lab, name, img_id=publish(debian_raw), img_format="diskdump")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    seen: list[dict] = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        message = queue.get(no_ack=True)
-        if message is None:
-            if finished(seen):
-                break
-            time.sleep(0.2)
-            continue
-        assert PASSWORD not in message.body, "no secret on AMQP"
-        body = json.loads(message.body)
-        if body.get("instance") == name:
-            seen.append(body)
-    connection.release()
+
+    def own() -> list[dict]:
+        return [body for _, body in capture.seen if body.get("instance") == name]
+
+    try:
+        proc = deploy(lab, name, img_id=publish(debian_raw), img_format="diskdump")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        capture.wait(
+            "the create's success and the helper's last task", lambda *_: finished(own()), 30
+        )
+    finally:
+        capture.close()
+    assert all(PASSWORD not in json.dumps(body) for _, body in capture.seen), "no secret on AMQP"
+    seen = own()
     copy = [m for m in seen if m["type"] == "image-copy-progress"]
     assert copy and copy[-1]["progress"] == 100.0
     tasks = [(m["subtype"], m["task"]) for m in seen if m["type"] == "image-helper"]

@@ -1,5 +1,5 @@
 import pytest
-from unit_helpers import env_fixture
+from unit_helpers import env_fixture, env_with
 
 from ganeti_ext.environ import extstorage
 from ganeti_ext.errors import EnvError
@@ -76,12 +76,7 @@ def test_verify_needs_no_volume():
     ],
 )
 def test_bad_environment_names_the_variable(verb, fixture, changes, variable):
-    env = env_fixture(fixture)
-    for name, value in changes.items():
-        if value is None:
-            env.pop(name)
-        else:
-            env[name] = value
+    env = env_with(fixture, **changes)
     with pytest.raises(EnvError) as failure:
         extstorage.parse(verb, env)
     assert failure.value.variable == variable

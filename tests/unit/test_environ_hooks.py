@@ -1,7 +1,7 @@
 import ipaddress
 
 import pytest
-from unit_helpers import DATA, env_fixture
+from unit_helpers import DATA, env_fixture, env_with
 
 from ganeti_ext.environ import hooks
 from ganeti_ext.environ.reader import read_env_file
@@ -101,12 +101,7 @@ def test_every_real_capture_parses(hpath):
     ],
 )
 def test_bad_environment_names_the_variable(changes, variable):
-    env = env_fixture("hook-instance-start-pre")
-    for name, value in changes.items():
-        if value is None:
-            env.pop(name)
-        else:
-            env[name] = value
+    env = env_with("hook-instance-start-pre", **changes)
     with pytest.raises(EnvError) as failure:
         hooks.parse(env)
     assert failure.value.variable == variable

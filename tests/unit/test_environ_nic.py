@@ -1,7 +1,7 @@
 import ipaddress
 
 import pytest
-from unit_helpers import env_fixture
+from unit_helpers import env_fixture, env_with
 
 from ganeti_ext.environ import nic
 from ganeti_ext.errors import EnvError
@@ -49,12 +49,7 @@ def test_only_interface_is_required():
     ],
 )
 def test_bad_environment_names_the_variable(changes, variable):
-    env = env_fixture("kvm-vif-bridge")
-    for name, value in changes.items():
-        if value is None:
-            env.pop(name)
-        else:
-            env[name] = value
+    env = env_with("kvm-vif-bridge", **changes)
     with pytest.raises(EnvError) as failure:
         nic.parse(env)
     assert failure.value.variable == variable

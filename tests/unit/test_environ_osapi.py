@@ -1,7 +1,7 @@
 import ipaddress
 
 import pytest
-from unit_helpers import env_fixture
+from unit_helpers import env_fixture, env_with
 
 from ganeti_ext.environ import osapi
 from ganeti_ext.errors import EnvError
@@ -79,16 +79,6 @@ def test_import_uses_the_import_variables():
     assert osapi.parse_import(env).disk_path == "/dev/loop3"
 
 
-def _broken(fixture, **changes):
-    env = env_fixture(fixture)
-    for name, value in changes.items():
-        if value is None:
-            env.pop(name, None)
-        else:
-            env[name] = value
-    return env
-
-
 @pytest.mark.parametrize(
     "changes, variable",
     [
@@ -129,16 +119,16 @@ def _broken(fixture, **changes):
 )
 def test_bad_create_environment_names_the_variable(changes, variable):
     with pytest.raises(EnvError) as failure:
-        osapi.parse_create(_broken("os-create-ext", **changes))
+        osapi.parse_create(env_with("os-create-ext", **changes))
     assert failure.value.variable == variable
     assert str(failure.value).startswith(f"{variable}: ")
 
 
 def test_rename_needs_the_old_name():
     with pytest.raises(EnvError, match=r"^OLD_INSTANCE_NAME: "):
-        osapi.parse_rename(_broken("os-rename", OLD_INSTANCE_NAME=None))
+        osapi.parse_rename(env_with("os-rename", OLD_INSTANCE_NAME=None))
 
 
 def test_export_index_must_be_a_disk():
     with pytest.raises(EnvError, match=r"^EXPORT_INDEX: no disk 3"):
-        osapi.parse_export(_broken("os-export", EXPORT_INDEX="3"))
+        osapi.parse_export(env_with("os-export", EXPORT_INDEX="3"))

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from unit_helpers import REPO, env_fixture
+from unit_helpers import REPO, env_fixture, uncomment_documented
 
 from ganeti_ext.environ.extstorage import VERBS
 from ganeti_ext.errors import ConfigError
@@ -78,14 +78,10 @@ def test_block_size_must_be_a_power_of_two(tmp_path):
 
 
 def test_documented_config_matches_the_schema(tmp_path):
-    # Uncomment every "#key = value" of the shipped file: all must load.
-    shipped = (REPO / "extstorage" / "archipelago.conf").read_text()
-    lines = [
-        line[1:] if line.startswith("#") and " = " in line and not line.startswith("# ") else line
-        for line in shipped.splitlines()
-    ]
     conf = tmp_path / "archipelago.conf"
-    conf.write_text("\n".join(lines) + "\n")
+    conf.write_text(
+        uncomment_documented((REPO / "extstorage" / "archipelago.conf").read_text())
+    )  # all of it must load
     loaded = settings.load(conf)
     assert loaded == settings.load(tmp_path / "absent.conf")  # documented = defaults
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from unit_helpers import REPO, env_fixture
+from unit_helpers import REPO, env_fixture, uncomment_documented
 
 from ganeti_ext.environ import osapi
 from ganeti_ext.errors import EnvError, ValidationError
@@ -174,13 +174,11 @@ def test_definition_files():
 
 
 def test_documented_config_matches_the_schema(tmp_path):
-    # Uncomment every "#key = value" of the shipped file: all must load.
-    shipped = (REPO / "os-definitions" / "snf-image-config" / "snf-image.conf").read_text()
-    lines = [
-        line[1:] if line.startswith("#") and " = " in line and not line.startswith("# ") else line
-        for line in shipped.splitlines()
-    ]
     conf = tmp_path / "snf-image.conf"
-    conf.write_text("\n".join(lines) + "\n")
+    conf.write_text(
+        uncomment_documented(
+            (REPO / "os-definitions" / "snf-image-config" / "snf-image.conf").read_text()
+        )
+    )  # all of it must load
     loaded = settings.load(conf)
     assert loaded == settings.SnfImageConfig()

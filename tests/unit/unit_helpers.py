@@ -20,6 +20,28 @@ def env_fixture(name: str) -> dict[str, str]:
     return read_env_file((DATA / "env" / f"{name}.env").read_text())
 
 
+def env_with(name: str, **changes: str | None) -> dict[str, str]:
+    """env_fixture(name) with values replaced; None removes a variable, which must be
+    there (a row that removes nothing would pass for the wrong reason)."""
+    env = env_fixture(name)
+    for variable, value in changes.items():
+        if value is None:
+            env.pop(variable)
+        else:
+            env[variable] = value
+    return env
+
+
+def uncomment_documented(text: str) -> str:
+    """A shipped config file with every documented `#key = value` line uncommented
+    (prose comments, `# ...`, stay): what the file promises, made live."""
+    lines = [
+        line[1:] if line.startswith("#") and " = " in line and not line.startswith("# ") else line
+        for line in text.splitlines()
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def data_text(relative: str) -> str:
     return (DATA / relative).read_text()
 

@@ -8,7 +8,21 @@ from pathlib import Path
 
 from unit_helpers import DATA
 
+from ganeti_ext.eventd.daemon import Layout
+
 JOBS = DATA / "jobs"
+
+
+def scratch_layout(tmp_path: Path, *, archive_dir: bool = False) -> Layout:
+    """eventd's directories under tmp_path, with the ssconf files saying which cluster
+    and master; with `archive_dir`, the job queue and its archive exist already."""
+    data = tmp_path / "ganeti"
+    data.mkdir()
+    (data / "ssconf_cluster_name").write_text("cluster.ganeti.test\n")
+    (data / "ssconf_master_node").write_text("node1.ganeti.test\n")
+    if archive_dir:
+        (tmp_path / "queue" / "archive").mkdir(parents=True)
+    return Layout(queue_dir=tmp_path / "queue", state_dir=tmp_path / "state", ganeti_data_dir=data)
 
 
 def job_content(job_id: int, template: str = "instance-startup.6", **op_changes) -> dict:

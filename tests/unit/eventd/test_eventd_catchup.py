@@ -5,20 +5,16 @@ from __future__ import annotations
 import time
 
 import pytest
-from eventd_helpers import FakePublisher, archive, write_job
+from eventd_helpers import FakePublisher, archive, scratch_layout, write_job
 
 from ganeti_ext.eventd.config import EventdConfig
-from ganeti_ext.eventd.daemon import Eventd, Layout
+from ganeti_ext.eventd.daemon import Eventd
 from ganeti_ext.eventd.state import StateDB
 
 
 @pytest.fixture
 def layout(tmp_path):
-    data = tmp_path / "ganeti"
-    data.mkdir()
-    (data / "ssconf_cluster_name").write_text("cluster.ganeti.test\n")
-    (data / "ssconf_master_node").write_text("node1.ganeti.test\n")
-    return Layout(queue_dir=tmp_path / "queue", state_dir=tmp_path / "state", ganeti_data_dir=data)
+    return scratch_layout(tmp_path)
 
 
 def run_catch_up(layout, publisher=None, master=True):

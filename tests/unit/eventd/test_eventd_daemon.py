@@ -8,22 +8,17 @@ import threading
 import time
 
 import pytest
-from eventd_helpers import JOBS, FakePublisher, archive, write_job
+from eventd_helpers import JOBS, FakePublisher, archive, scratch_layout, write_job
 
 from ganeti_ext.eventd import cli, master
 from ganeti_ext.eventd.config import EventdConfig
-from ganeti_ext.eventd.daemon import Eventd, Layout
+from ganeti_ext.eventd.daemon import Eventd
 from ganeti_ext.spool import OutgoingMessage, Spool
 
 
 @pytest.fixture
 def layout(tmp_path):
-    data = tmp_path / "ganeti"
-    data.mkdir()
-    (data / "ssconf_cluster_name").write_text("cluster.ganeti.test\n")
-    (data / "ssconf_master_node").write_text("node1.ganeti.test\n")
-    (tmp_path / "queue" / "archive").mkdir(parents=True)
-    return Layout(queue_dir=tmp_path / "queue", state_dir=tmp_path / "state", ganeti_data_dir=data)
+    return scratch_layout(tmp_path, archive_dir=True)
 
 
 def wait_for(predicate, timeout=10.0):
