@@ -158,6 +158,8 @@ def _up(wanted_nodes: int | None) -> None:
         _add_node2()
     elif wanted == 1 and current == 2:
         _remove_node2()
+    with step("cluster kvm parameters (guest kernel, migration)"):
+        cluster.apply_kvm_hvparams(*guest.assets())
     with step("RabbitMQ"):
         rabbit.ensure()
     with step("Ganeti network net1 (IPv4 + IPv6, tag nfdhcpd)"):
