@@ -5,15 +5,19 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from labkit import settings, xfs
+from labkit import ganeti_release, settings, xfs
 from labkit.settings import Node
-from labkit.sh import LabError, on_master, read_pidfile, run, stored_secret
+from labkit.sh import LabError, checked, on_master, read_pidfile, run, stored_secret
 
 GANETI_TIMEOUT = 300
 
 
 def gnt(*argv: str, timeout: float = GANETI_TIMEOUT, check: bool = True):
-    return on_master(list(argv), timeout=timeout, check=check)
+    """A gnt-* command on the master (a guest stop retried past Ganeti 3.1 rc2's QMP bug)."""
+    proc = ganeti_release.stop_retried(
+        argv, lambda: on_master(list(argv), timeout=timeout, check=False)
+    )
+    return checked(proc) if check else proc
 
 
 def master_answers() -> bool:

@@ -18,8 +18,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from labkit import cluster, netns, settings
-from labkit.sh import LabError, in_node, run
+from labkit import cluster, ganeti_release, netns, settings
+from labkit.sh import LabError, checked, in_node, run
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,15 @@ class Lab:
     def gnt(
         self, *argv: str, check: bool = True, timeout: float = 600
     ) -> subprocess.CompletedProcess[str]:
-        return self.run(list(argv), check=check, timeout=timeout)
+        """A gnt-* command on the master (a guest stop retried past 3.1 rc2's QMP bug)."""
+        proc = ganeti_release.stop_retried(
+            argv, lambda: self.run(list(argv), check=False, timeout=timeout)
+        )
+        return checked(proc) if check else proc
+
+    def hotplug_flags(self) -> list[str]:
+        """What makes `gnt-instance modify` hotplug with the lab's Ganeti."""
+        return ganeti_release.hotplug_flags(ganeti_release.installed_version())
 
     def submit(self, *argv: str) -> str:
         """Submit a gnt-* command as a job (--submit) and return its job id."""

@@ -68,8 +68,16 @@ def run(
         if out.strip():
             _log(out)
     log(f"  -> exit {proc.returncode} in {elapsed:.1f} s")
-    if check and proc.returncode != 0:
-        detail = _tail((proc.stderr or "") + (proc.stdout or "")) if capture else ""
+    if check:
+        checked(proc)
+    return proc
+
+
+def checked(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    """proc, or LabError naming its command, exit code and output's tail when it failed."""
+    if proc.returncode != 0:
+        detail = _tail((proc.stderr or "") + (proc.stdout or ""))
+        pretty = shlex.join(str(arg) for arg in proc.args)
         raise LabError(f"`{pretty}` exited {proc.returncode}" + (f":\n{detail}" if detail else ""))
     return proc
 

@@ -1,7 +1,8 @@
 """What the Ganeti post-hooks do for snf-network: Ganeti 3.0 never calls a NIC down
 script, so after an instance stops, is removed, moves away, reboots or is modified, the
 node takes down every recorded tap that no longer exists; after a modify it also
-re-applies the instance's live taps with its current tags (a new firewall profile)."""
+re-applies the instance's live taps with its current tags (a new firewall profile) and
+NIC indexes (a NIC removed before them)."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def after_hook(env: HookEnv, paths: paths_mod.Paths = paths_mod.DEFAULT) -> list
             return []  # snf-network has never run on this node
         instance = env.post.instance if env.post and env.post.instance else env.pre.instance
         if env.hooks_path == "instance-modify" and instance is not None:
-            return reconcile(ctx, instance.name, tuple(instance.tags))
+            return reconcile(ctx, instance.name, tuple(instance.tags), instance.nics)
         return reconcile(ctx)
     except GanetiExtError as err:
         log.error("%s: snf-network reconcile failed: %s", env.hooks_path, err)

@@ -9,11 +9,12 @@ announcements last, outside the lock. Everything is idempotent: up twice equals 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ganeti_ext import bindings
 from ganeti_ext.environ import nic as nic_env
+from ganeti_ext.environ.hooks import HookNic
 from ganeti_ext.errors import CommandError, GanetiExtError, ValidationError
 from ganeti_ext.network import announce, links, nftrules, state
 from ganeti_ext.network.host import Host
@@ -129,11 +130,15 @@ def down(tap: str, ctx: Context) -> None:
 
 
 def reconcile(
-    ctx: Context, instance: str | None = None, tags: tuple[str, ...] | None = None
+    ctx: Context,
+    instance: str | None = None,
+    tags: tuple[str, ...] | None = None,
+    nics: Sequence[HookNic] = (),
 ) -> list[str]:
-    """Take down every recorded tap that no longer exists (Ganeti 3.0 has no ifdown);
-    with `instance` and `tags`, re-apply that instance's live taps with the new tags
-    (a changed firewall profile). Returns the taps acted on."""
+    """Take down every recorded tap that no longer exists (Ganeti has no ifdown for a
+    removed or hot-unplugged NIC); with `instance` and `tags`, re-apply that instance's
+    live taps with the new tags and, from `nics` (the instance's NICs now), each one's
+    index and name now. Returns the taps acted on."""
     done = []
     for tap in state.taps(ctx.settings.state_dir):
         if not ctx.host.exists(tap):
@@ -145,11 +150,35 @@ def reconcile(
         recorded = state.load(ctx.settings.state_dir, tap)
         if recorded is None or recorded.instance != instance or not recorded.env:
             continue
-        env = dict(recorded.env)
-        env["TAGS"] = " ".join(tags)
-        up(env, ctx)
+        up(current_env(recorded.env, tags, nics), ctx)
         done.append(tap)
     return done
+
+
+def current_env(
+    recorded: Mapping[str, str], tags: tuple[str, ...], nics: Sequence[HookNic]
+) -> dict[str, str]:
+    """A tap's recorded NIC script environment brought up to date after a modify (pure).
+
+    Firewall tags name a NIC by index or name; removing a NIC renumbers those after it,
+    so the NIC is looked up among the instance's NICs now (by UUID, else by MAC) and its
+    index and name taken from there. A NIC no longer listed (removed without hotplug: its
+    tap lives until the instance stops) keeps what it had.
+    """
+    env = dict(recorded)
+    env["TAGS"] = " ".join(tags)
+    uuid = recorded.get("INTERFACE_UUID")
+    mac = recorded.get("MAC", "").lower()
+    nic = next((nic for nic in nics if uuid and nic.uuid == uuid), None) or next(
+        (nic for nic in nics if mac and (nic.mac or "").lower() == mac), None
+    )
+    if nic is not None:
+        env["INTERFACE_INDEX"] = str(nic.index)
+        if nic.name:
+            env["INTERFACE_NAME"] = nic.name
+        else:
+            env.pop("INTERFACE_NAME", None)
+    return env
 
 
 def _routed_down(host: Host, tap: str, setup: links.RoutedSetup) -> None:

@@ -1,10 +1,16 @@
-"""snf-network through a KVM instance's life with Ganeti: add, reboot, migrate, remove.
+"""snf-network through a KVM instance's life with Ganeti: add, reboot, migrate, remove,
+and NICs hotplugged into and out of the running instance.
 
 Ganeti runs the installed NIC script (/etc/ganeti/kvm-vif-bridge) for each tap it
 creates and never calls a down script (3.0); the snf-network post-hooks take down what
 vanished. After every step, each node's rules (nft chains, profile set elements), nfdhcpd
 bindings and snf-network state must name exactly the taps that exist on that node, and
 the instance's tap must carry all of them on the node that runs it.
+
+Hotplug (`gnt-instance modify --net`, by default on 3.1, with --hotplug on 3.0): Ganeti
+runs the NIC script for a tap it adds to a running qemu and, for one it removes, only
+closes it; the modify post-hook then takes the vanished tap's rules down and re-applies
+the others, whose NIC index may have moved.
 """
 
 from __future__ import annotations
@@ -46,7 +52,10 @@ def node_view(lab, node: int) -> dict[str, set[str]]:
 
 def taps_of(lab, name: str, node: int) -> set[str]:
     out = lab.run(
-        ["sh", "-c", f"cat /run/ganeti/kvm-hypervisor/nic/{name}/* 2>/dev/null; true"], node=node
+        # One file per NIC, holding its tap's name without a newline.
+        ["sh", "-c", f'for f in /run/ganeti/kvm-hypervisor/nic/{name}/*; do cat "$f"; echo; done'],
+        node=node,
+        check=False,
     ).stdout
     return {word for word in out.split() if TAP.match(word)}
 
@@ -86,6 +95,44 @@ def test_add_reboot_migrate_remove_keep_each_node_exact(lab2, instance_name):
 
     lab.gnt("gnt-instance", "reboot", "--type=hard", "--shutdown-timeout=0", name)
     assert_nodes_match(lab, name, running_on=2)
+
+    lab.gnt("gnt-instance", "remove", "-f", "--shutdown-timeout=0", name)
+    assert_nodes_match(lab, name, running_on=None)
+
+
+def profile_taps(lab, node: int, profile: str) -> set[str]:
+    """The Ganeti taps in a firewall profile's set (the inet one; the bridge set follows it)."""
+    out = lab.run(["nft", "list", "set", "inet", "snf_network", f"fw_{profile}"], node=node).stdout
+    return {word for word in re.findall(r'"([^"]+)"', out) if TAP.match(word)}
+
+
+def test_hotplugged_nics_get_their_rules_and_removed_ones_lose_them(lab2, instance_name):
+    lab = lab2
+    name = instance_name()
+    add_instance(
+        lab,
+        name,
+        hypervisor="kvm",
+        template="ext",
+        extra=("--tags", "synnefo:network:0:protected,synnefo:network:1:limited"),
+    )
+    (first,) = taps_of(lab, name, 1)
+    assert first in profile_taps(lab, 1, "protected")
+
+    hotplug = lab.hotplug_flags()
+    lab.gnt("gnt-instance", "modify", *hotplug, "--net", "add:network=net1,ip=pool", name)
+    assert_nodes_match(lab, name, running_on=1)
+    (second,) = taps_of(lab, name, 1) - {first}
+    assert second in profile_taps(lab, 1, "limited")  # NIC 1's profile
+    mac = lab.gnt("gnt-instance", "list", "--no-headers", "-o", "nic.mac/1", name).stdout.strip()
+    lab.wait_console(name, "cat /sys/class/net/*/address", mac)  # the guest has it
+
+    # NIC 0 goes: the other one becomes NIC 0, and the tag for NIC 0 now names it.
+    lab.gnt("gnt-instance", "modify", *hotplug, "--net", "0:remove", name)
+    assert_nodes_match(lab, name, running_on=1)
+    assert taps_of(lab, name, 1) == {second}
+    assert second in profile_taps(lab, 1, "protected")
+    assert second not in profile_taps(lab, 1, "limited")
 
     lab.gnt("gnt-instance", "remove", "-f", "--shutdown-timeout=0", name)
     assert_nodes_match(lab, name, running_on=None)
