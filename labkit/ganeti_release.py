@@ -71,3 +71,22 @@ def stop_retried(
             break
         proc = attempt()
     return proc
+
+
+def main(argv: Sequence[str]) -> int:
+    """`python3 -m labkit.ganeti_release gnt-instance shutdown ...`: a gnt-* command run
+    as the lab runs it (where the lab's Python helpers are not at hand: the other
+    release's root); each attempt's output is shown."""
+
+    def attempt() -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(list(argv), capture_output=True, text=True, check=False)
+        print(f"$ {' '.join(argv)} -> exit {proc.returncode}\n{proc.stdout}{proc.stderr}", end="")
+        return proc
+
+    return stop_retried(argv, attempt).returncode
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))
