@@ -33,7 +33,7 @@ from labkit import guest, settings
 from labkit.debian_image import INDEX_FORMAT, debian_mirrors, host_codename
 from labkit.debs import source_files
 from labkit.progress import say
-from labkit.sh import LabError, run
+from labkit.sh import LabError, clean_env, run
 
 OTHER = {"bookworm": "trixie", "trixie": "bookworm"}
 RELEASE_NUMBER = {"bookworm": "12", "trixie": "13"}
@@ -247,6 +247,9 @@ exec chroot {merged} /bin/bash -c "$1"
             ["unshare", *namespaces, "/bin/sh", "-c", mounts, "root-step", script],
             stdout=log,
             stderr=subprocess.STDOUT,
+            # What starts there (Ganeti's daemons, and what they run) sees only this,
+            # as on a node, not the caller's environment.
+            env=clean_env(),
             timeout=3600,
             check=False,
         )

@@ -1,7 +1,10 @@
-"""The environment parsers against environments captured from the lab's real Ganeti 3.0.
+"""The environment parsers against environments captured from real Ganeti.
 
 tests/data/env/real/*.env were dumped by throw-away OS, ExtStorage and kvm-vif-bridge
-scripts during an instance's add, grow, reboot, reinstall, rename and remove.
+scripts during an instance's add, grow, reboot, reinstall, rename and remove on the lab's
+Ganeti 3.0; nic-bridged-hotplug-3.1.env by a kvm-vif-bridge wrapper on Ganeti 3.1.0~rc2
+(the other release's root) for a NIC hotplugged into a running instance, keeping only
+the variables Ganeti sets (that root's noded had inherited a shell's environment).
 """
 
 from __future__ import annotations
@@ -69,3 +72,11 @@ def test_kvm_vif_bridge_with_and_without_a_network():
     plain = nic.parse(real("nic-bridged-plain"))
     assert plain.interface == "tap1" and plain.name == "mgmt" and plain.network is None
     assert plain.ip is None and plain.instance_tags == ()
+
+
+def test_a_nic_hotplugged_on_ganeti_3_1():
+    request = nic.parse(real("nic-bridged-hotplug-3.1"))
+    assert (request.interface, request.index) == ("tap2", 1)
+    assert request.uuid == "e8f2705c-4110-49a5-9d56-bb6922862e8c"
+    assert request.ip == ip_address("198.51.100.3")
+    assert request.network.name == "evcap-net2"

@@ -38,7 +38,12 @@ def final_message(name: str, op_index: int = 0):
 
 
 ALL_STATUSES = ["queued", "waiting", "running", "canceling", "canceled", "success", "error"]
-CAPTURED = sorted(p.stem for p in JOBS.glob("*.json") if p.name != "config.data.json")
+# Ganeti 3.0's (the lab's) and, under ganeti-3.1/, 3.1's.
+CAPTURED = sorted(
+    str(p.relative_to(JOBS).with_suffix(""))
+    for p in JOBS.rglob("*.json")
+    if p.name != "config.data.json"
+)
 
 
 @pytest.mark.parametrize("name", CAPTURED)
@@ -188,13 +193,17 @@ def test_failed_set_params_still_sends_the_instance_as_it_is(status):
 
 
 def test_network_rename_of_ganeti_3_1_names_the_new_name():
-    parsed = job("network-add")
-    parsed.ops[0].input["OP_ID"] = "OP_NETWORK_RENAME"
-    parsed.ops[0].input["new_name"] = "evcap-net2"
-    body = messages.build(parsed, 0, "success", CONTEXT).body
+    body = final_message("ganeti-3.1/network-rename").body
     validate(body)
     assert body["network"] == "evcap-net" and body["job_fields"]["new_name"] == "evcap-net2"
     assert "new_name" not in final_message("network-add").body["job_fields"]
+
+
+def test_a_nic_hotplugged_on_ganeti_3_1_is_an_ordinary_set_params():
+    body = final_message("ganeti-3.1/instance-set-params-hotplug").body
+    validate(body)
+    assert body["operation"] == "OP_INSTANCE_SET_PARAMS" and body["status"] == "success"
+    assert body["instance"] == "evcap-1"
 
 
 def test_network_message():

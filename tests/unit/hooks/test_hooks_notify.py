@@ -129,20 +129,11 @@ def test_captured_network_hooks(hpath):
 
 
 def test_network_rename_of_ganeti_3_1():
-    # Ganeti 3.1's LUNetworkRename gives only OLD_NAME and NEW_NAME (the network-remove
-    # capture, turned into a rename the way 3.1 builds its environment).
-    renamed = dict.fromkeys(("GANETI_NETWORK_NAME", "GANETI_POST_NETWORK_NAME"))
-    for prefix in ("GANETI_", "GANETI_POST_"):
-        renamed.update({f"{prefix}OLD_NAME": "snf-cap-net", f"{prefix}NEW_NAME": "snf-cap-net2"})
-    message = build(
-        "network-remove",
-        GANETI_HOOKS_PATH="network-rename",
-        GANETI_OP_CODE="OP_NETWORK_RENAME",
-        **renamed,
-    )
+    # Captured from 3.1.0~rc2: LUNetworkRename gives only OLD_NAME and NEW_NAME.
+    message = build("network-rename")
     body = valid(message)
-    assert (body["network"], body["new_name"]) == ("snf-cap-net", "snf-cap-net2")
-    assert message.routing_key == "ganeti.snf.event.hook"
+    assert (body["network"], body["new_name"]) == ("evcap-net", "evcap-net2")
+    assert message.routing_key == "ganeti.evcap.event.hook"  # the name's prefix
 
 
 @pytest.mark.parametrize("hpath", ["network-connect", "network-disconnect"])

@@ -3,8 +3,14 @@ tap with its NIC's index and name now, so firewall tags by index follow Ganeti."
 
 from __future__ import annotations
 
+import dataclasses
+
+from unit_helpers import DATA, env_fixture
+
+from ganeti_ext.environ import hooks as hook_env
 from ganeti_ext.environ import nic as nic_env
 from ganeti_ext.environ.hooks import HookNic
+from ganeti_ext.environ.reader import read_env_file
 from ganeti_ext.network import settings
 from ganeti_ext.network.nic import current_env
 from ganeti_ext.network.plan import plan_nic
@@ -62,3 +68,20 @@ def test_the_recorded_environment_is_left_as_it_was():
     before = dict(RECORDED)
     current_env(RECORDED, (), [hook_nic(0, uuid=UUID_1)])
     assert before == RECORDED
+
+
+def test_on_captures_of_ganeti_3_1_the_hotplugged_nic_is_found_by_its_uuid():
+    """The NIC script's environment for a NIC hotplugged into a running instance and the
+    instance-modify post-hook's that followed, both captured from 3.1.0~rc2."""
+    recorded = env_fixture("real/nic-bridged-hotplug-3.1")
+    hook = hook_env.parse(
+        read_env_file((DATA / "hooks" / "ganeti-3.1" / "instance-modify-post.env").read_text())
+    )
+    nics = hook.post.instance.nics
+    assert len(nics) == 2
+    now = current_env(recorded, TAGS, nics)
+    assert now["INTERFACE_INDEX"] == "1"
+    # Had NIC 0 gone meanwhile, the same NIC would be NIC 0 and protected.
+    assert profile(current_env(recorded, TAGS, nics[1:])) is None
+    renumbered = [dataclasses.replace(nics[1], index=0)]
+    assert profile(current_env(recorded, TAGS, renumbered)) == "protected"
