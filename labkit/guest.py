@@ -46,6 +46,15 @@ def _modules_dir(unpacked: Path) -> Path:
     raise LabError("the kernel package holds no lib/modules or usr/lib/modules")
 
 
+def builtin_modules(modules_dir: Path) -> set[str]:
+    """Modules the kernel has built in (modules.builtin, paths under kernel/): Debian 13's
+    cloud kernel builds the virtio core in, where Debian 12's ships it as modules."""
+    listing = modules_dir.parent / "modules.builtin"
+    if not listing.exists():
+        return set()
+    return {line.strip().removeprefix("kernel/") for line in listing.read_text().splitlines()}
+
+
 def _module(modules_dir: Path, module: str) -> bytes:
     """A module's bytes, uncompressed: Debian 13 ships .ko.xz, busybox insmod wants .ko."""
     plain = modules_dir / module
@@ -102,8 +111,11 @@ def ensure_assets() -> tuple[Path, Path]:
             (root / sub).mkdir(parents=True, exist_ok=True)
         shutil.copy2("/bin/busybox", root / "bin/busybox")
         (root / "bin/sh").symlink_to("busybox")
-        for module in MODULES:
-            (root / "lib/modules" / Path(module).name).write_bytes(_module(modules_dir, module))
+        builtin = builtin_modules(modules_dir)
+        for module in MODULES:  # the init script loads those present, in its own order
+            if module not in builtin:
+                target = root / "lib/modules" / Path(module).name
+                target.write_bytes(_module(modules_dir, module))
         shutil.copy2(GUEST_ROOT / "init", root / "init")
         shutil.copy2(GUEST_ROOT / "udhcpc.script", root / "etc/udhcpc.script")
         for script in (root / "init", root / "etc/udhcpc.script"):

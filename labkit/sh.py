@@ -97,7 +97,9 @@ def in_node(node: settings.Node, argv: Sequence[str]) -> list[str]:
         pid = sshd_pid(node)
         if pid is None:
             raise LabError(f"{node.name} is not running (no sshd); run `./lab up --nodes 2`")
-        enter = ["nsenter", "-t", str(pid), "-m", "-n"]
+        # -r: the node's root directory too. Entering a mount namespace resets the root
+        # to that namespace's own, which escapes a chroot the lab itself may run in.
+        enter = ["nsenter", "-t", str(pid), "-m", "-n", "-r"]
     env_args = [f"{key}={value}" for key, value in clean_env().items()]
     return ["env", "-i", *env_args, *enter, *argv]
 

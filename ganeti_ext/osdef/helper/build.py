@@ -94,9 +94,22 @@ def parse_ldd(text: str) -> list[str]:
     return found
 
 
-def module_order(modules_dep: str, wanted: tuple[str, ...]) -> list[str]:
+def module_name(path: str) -> str:
+    """ "kernel/drivers/virtio/virtio_pci.ko.xz" -> "virtio_pci" (the kernel's spelling)."""
+    return os.path.basename(path).split(".ko")[0].replace("-", "_")
+
+
+def builtin_names(modules_builtin: str) -> frozenset[str]:
+    """The modules a kernel has built in, from its modules.builtin text: Debian 13's cloud
+    kernel builds in virtio_pci, which Debian 12's ships as a module."""
+    return frozenset(module_name(line) for line in modules_builtin.split() if line)
+
+
+def module_order(
+    modules_dep: str, wanted: tuple[str, ...], builtin: frozenset[str] = frozenset()
+) -> list[str]:
     """Kernel module files (relative to the modules directory) in load order, dependencies
-    first, from a modules.dep text."""
+    first, from a modules.dep text; a wanted module the kernel has built in needs none."""
     deps: dict[str, list[str]] = {}
     by_name: dict[str, str] = {}
     for line in modules_dep.splitlines():
@@ -104,8 +117,7 @@ def module_order(modules_dep: str, wanted: tuple[str, ...]) -> list[str]:
         if not sep:
             continue
         deps[target] = rest.split()
-        name = os.path.basename(target).split(".ko")[0].replace("-", "_")
-        by_name[name] = target
+        by_name[module_name(target)] = target
     order: list[str] = []
 
     def visit(target: str) -> None:
@@ -116,6 +128,8 @@ def module_order(modules_dep: str, wanted: tuple[str, ...]) -> list[str]:
         order.append(target)
 
     for name in wanted:
+        if name in builtin:
+            continue
         if name not in by_name:
             raise ValidationError(f"the helper kernel has no module {name}")
         visit(by_name[name])
@@ -234,8 +248,10 @@ class Builder:
             if p.is_dir()
         )
         dep_text = (modules_dir / "modules.dep").read_text()
-        order = module_order(dep_text, KERNEL_MODULES)
-        fs_order = [m for m in module_order(dep_text, FS_MODULES) if m not in order]
+        listing = modules_dir / "modules.builtin"
+        builtin = builtin_names(listing.read_text()) if listing.exists() else frozenset()
+        order = module_order(dep_text, KERNEL_MODULES, builtin)
+        fs_order = [m for m in module_order(dep_text, FS_MODULES, builtin) if m not in order]
         names = []
         for relative in order + fs_order:
             source = modules_dir / relative
@@ -255,7 +271,7 @@ class Builder:
         load_order = {
             fs: [
                 os.path.basename(m).split(".ko")[0]
-                for m in module_order(dep_text, (fs,))
+                for m in module_order(dep_text, (fs,), builtin)
                 if m not in order
             ]
             for fs in FS_MODULES

@@ -138,6 +138,16 @@ def test_initramfs_builder_parsers():
         build.module_order(MODULES_DEP, ("zfs",))
 
 
+def test_modules_the_kernel_has_built_in_are_not_loaded():
+    # Debian 13's cloud kernel: virtio_pci built in (modules.builtin), no modules.dep line.
+    builtin = build.builtin_names("kernel/drivers/virtio/virtio_pci.ko\nkernel/fs/ext4/ext4.ko\n")
+    assert builtin == {"virtio_pci", "ext4"}
+    assert build.module_order(MODULES_DEP, ("virtio_pci", "virtio_blk"), builtin) == [
+        "kernel/drivers/virtio/virtio.ko.xz", "kernel/drivers/block/virtio_blk.ko.xz",
+    ]  # fmt: skip
+    assert build.module_order(MODULES_DEP, ("virtio_pci",), builtin) == []
+
+
 def mbr(entries, gpt_last_usable=None):
     head = bytearray(64 * 1024)
     for index, (kind, start, count) in enumerate(entries):
