@@ -260,7 +260,7 @@ def test(pytest_args: list[str]) -> int:
 
 def other_release() -> int:
     """The other Debian release, in a root of its own packages (labkit/otherrelease.py)."""
-    return otherrelease.prove()
+    return otherrelease.prove(own_lab_down=down)
 
 
 __all__ = ["demo", "down", "exec_on", "other_release", "status", "test", "up"]

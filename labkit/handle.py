@@ -59,6 +59,10 @@ class Lab:
         """What makes `gnt-instance modify` hotplug with the lab's Ganeti."""
         return ganeti_release.hotplug_flags(ganeti_release.installed_version())
 
+    def rename_flags(self) -> list[str]:
+        """What makes `gnt-instance rename` take an unresolvable name with the lab's Ganeti."""
+        return ganeti_release.rename_flags(ganeti_release.installed_version())
+
     def submit(self, *argv: str) -> str:
         """Submit a gnt-* command as a job (--submit) and return its job id."""
         proc = self.gnt(*argv[:2], "--submit", *argv[2:])

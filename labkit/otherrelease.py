@@ -27,6 +27,7 @@ import hashlib
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from labkit import guest, settings
@@ -58,6 +59,7 @@ PACKAGES = (
     # The hypervisor of step 4's guest (Ganeti only recommends it); socat for its console.
     "qemu-system-x86",
     "socat",
+    "git",  # step 6: the lab builds the packages `git ls-files` lists
 )
 POLICY_RC_D = (
     "#!/bin/sh\n# ganeti-ext lab: no daemon starts when a package is installed\nexit 101\n"
@@ -177,6 +179,19 @@ echo "== the other release: all checks passed"
 """
 CLUSTER = CLUSTER_INIT + GUEST + STORE
 
+# Step 6, the second tier: the lab itself on that release, as on a machine of its own
+# (host packages, images, two nodes, RabbitMQ, guests), and every integration test.
+LAB = """\
+set -euo pipefail
+export LC_ALL=C.UTF-8
+echo "== the lab on $(. /etc/os-release; echo "$PRETTY_NAME"): ./lab test, integration tests"
+cd /build/ganeti-ext
+git init -q .  # a checkout for the lab: it builds every file `git ls-files -co` lists
+./lab test -- -p no:cacheprovider tests/integration
+./lab down
+echo "== the lab on the other release: all checks passed"
+"""
+
 
 def other_codename() -> str:
     codename = host_codename()
@@ -217,7 +232,7 @@ def ensure_root(codename: str) -> Path:
     return root
 
 
-def _in_root(lower: Path, run_dir: Path, script: str, *, network: bool) -> int:
+def _in_root(lower: Path, run_dir: Path, lab_cache: Path, script: str, *, network: bool) -> int:
     """Run `script` in the root (through an overlay whose upper layer is `run_dir`),
     in new mount, UTS and PID namespaces, and a new network namespace unless `network`."""
     merged = run_dir / "merged"
@@ -235,7 +250,13 @@ mkdir -p {merged}/build/ganeti-ext
 mount --bind {run_dir}/src {merged}/build/ganeti-ext
 # Scratch XFS images go on the host's disk, not through the overlay.
 mount --bind {run_dir}/scratch {merged}/var/tmp
+# The lab's cache of that release (tools, images, guest kernel) outlives the run.
+mkdir -p {merged}/var/cache/ganeti-ext-lab
+mount --bind {lab_cache} {merged}/var/cache/ganeti-ext-lab
 cp /etc/resolv.conf {merged}/etc/resolv.conf
+# The machine's certificate authorities, as its resolver: HTTPS from the root (the lab's
+# lint tool from PyPI) goes the way it goes from the machine.
+cp /etc/ssl/certs/ca-certificates.crt {merged}/etc/ssl/certs/ca-certificates.crt
 hostname {NODE_NAME}
 exec chroot {merged} /bin/bash -c "$1"
 """
@@ -256,15 +277,16 @@ exec chroot {merged} /bin/bash -c "$1"
     return proc.returncode
 
 
-def prove() -> int:
-    """Steps 1-4 on the other release; 0 when all passed (details in LOG)."""
+def prove(own_lab_down: Callable[[], None]) -> int:
+    """Steps 1-6 on the other release; 0 when all passed (details in LOG). The machine's
+    own lab is taken down with `own_lab_down` before step 6."""
     codename = other_codename()
     number = RELEASE_NUMBER[codename]
     say(f"proving the other release, Debian {number} ({codename}): log in {LOG}")
     root = ensure_root(codename)
     run_dir = WORK / "run"
     shutil.rmtree(run_dir, ignore_errors=True)
-    for sub in ("upper", "work", "merged", "src", "scratch", "tmp"):
+    for sub in ("merged", "src", "scratch", "tmp"):
         (run_dir / sub).mkdir(parents=True)
     (run_dir / "tmp").chmod(0o1777)  # it is the root's /tmp: apt's sandbox user writes there
     guest_dir = run_dir / "scratch" / "guest"  # the root's /var/tmp/guest
@@ -275,19 +297,29 @@ def prove() -> int:
         target = run_dir / "src" / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(settings.REPO_DIR / name, target)
+    lab_cache = WORK / f"lab-cache-{codename}"
+    lab_cache.mkdir(exist_ok=True)
     LOG.parent.mkdir(parents=True, exist_ok=True)
     LOG.write_text("")
+    steps = (
+        # (what, script, network, on a fresh overlay)
+        ("package build, apt install, unit tests", BUILD_AND_UNIT, True, True),
+        ("Ganeti cluster init, OS, ExtStorage, NIC script, KVM guest with NIC hotplug; "
+         "store tests", CLUSTER, False, False),
+        ("the lab (two nodes) and every integration test", LAB, True, True),
+    )  # fmt: skip
     try:
-        for what, script, network in (
-            ("package build, apt install, unit tests", BUILD_AND_UNIT, True),
-            (
-                "Ganeti cluster init, OS, ExtStorage, NIC script, KVM guest with NIC hotplug; "
-                "store tests",
-                CLUSTER,
-                False,
-            ),
-        ):
-            status = _in_root(root, run_dir, script, network=network)
+        for what, script, network, fresh in steps:
+            if fresh:
+                for sub in ("upper", "work"):
+                    shutil.rmtree(run_dir / sub, ignore_errors=True)
+                    (run_dir / sub).mkdir()
+            if script is LAB:
+                # The two labs would share kernel objects named by the same paths (the
+                # store file's loop device): the machine's own lab goes down first.
+                say("the machine's own lab goes down for the other release's")
+                own_lab_down()
+            status = _in_root(root, run_dir, lab_cache, script, network=network)
             if status != 0:
                 say(f"Debian {number}: {what}: FAILED (exit {status}; see {LOG})")
                 return status or 1

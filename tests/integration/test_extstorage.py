@@ -10,7 +10,7 @@ import pytest
 from archipelago_helpers import MIB, disk_image
 from instances import add_instance, archipelago, disk_uuids, loops_of, volume_of
 
-from labkit import settings
+from labkit import ganeti_release, settings
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +115,10 @@ def test_migration_moves_the_exclusive_open(lab2, instance_name, image):
     assert list(record["opens"]) == [settings.NODES[1].name]
 
 
+@pytest.mark.skipif(
+    not ganeti_release.backup_export_works(ganeti_release.installed_package_version()),
+    reason="this Ganeti's gnt-backup export fails whatever the storage (ganeti/ganeti#1839)",
+)
 def test_backup_export_snapshots_and_import_restores(lab, instance_name, image):
     origin, data = image
     name, restored = instance_name(), instance_name()

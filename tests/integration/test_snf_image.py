@@ -270,7 +270,7 @@ def test_rename_sets_the_new_hostname_inside_the_disk(lab, instance_name, debian
     assert proc.returncode == 0, proc.stdout + proc.stderr
     disk_uuid = disk_uuids(lab, name)[0]
     lab.gnt("gnt-instance", "shutdown", "--timeout=0", name)
-    lab.gnt("gnt-instance", "rename", "--force", "--no-name-check", "--no-ip-check", name, new)
+    lab.gnt("gnt-instance", "rename", *lab.rename_flags(), name, new)
     disk = str(volume_of(disk_uuid)[0])
     files = images.read_files(disk, "ext4", ["/etc/hostname", "/etc/hosts"])
     assert files["/etc/hostname"][0] == f"{new}\n".encode()

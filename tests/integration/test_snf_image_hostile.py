@@ -54,6 +54,16 @@ def nothing_left() -> None:
     assert os.listdir("/var/lib/snf-image/tmp") == [], "no scratch file is left"
 
 
+def crc32c(data: bytes) -> int:
+    """CRC-32C (Castagnoli), as ext4's metadata checksums use it."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 & -(crc & 1))
+    return crc ^ 0xFFFFFFFF
+
+
 def failing(lab, instance_name, message, size="512M", **osparams):
     name = instance_name()
     params = {"img_passwd": PASSWORD, "auth_keys": KEY, **osparams}
@@ -210,8 +220,15 @@ def test_broken_disks_fail_in_the_helper_with_the_reason(lab, instance_name, wor
     dirty = workdir / "dirty.raw"
     subprocess.run(["cp", "--sparse=always", str(good_raw), str(dirty)], check=True)
     with open(dirty, "r+b") as disk:
-        disk.seek(images.PART_START * 512 + 1024 + 0x3A)  # superblock s_state: errors
-        disk.write(struct.pack("<H", 0x0002))
+        superblock_at = images.PART_START * 512 + 1024
+        disk.seek(superblock_at)
+        superblock = bytearray(disk.read(1024))
+        struct.pack_into("<H", superblock, 0x3A, 0x0002)  # s_state: errors
+        # Its checksum made right again: a file system with errors, not a broken one
+        # (util-linux 2.41, Debian 13's, no longer reports an ext4 whose checksum is off).
+        struct.pack_into("<I", superblock, 0x3FC, crc32c(superblock[:0x3FC]) ^ 0xFFFFFFFF)
+        disk.seek(superblock_at)
+        disk.write(superblock)
         disk.seek(images.PART_START * 512 + 5 * 4096)  # garbage over the inode table
         disk.write(os.urandom(4096))
     last = failing(lab, instance_name, "FilesystemResizeUnmounted", img_id=publish(dirty),

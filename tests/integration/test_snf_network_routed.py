@@ -116,6 +116,9 @@ def routed_net(lab):
     number = os.getpid() % 1000
     table = f"snf_rt{number}"
     table_file = Path(f"/etc/iproute2/rt_tables.d/ganeti-ext-test-{number}.conf")
+    # Debian 13's iproute2 keeps its own files in /usr/share/iproute2: /etc/iproute2 is
+    # the admin's, made when needed (and read by both releases' ip).
+    table_file.parent.mkdir(parents=True, exist_ok=True)
     table_file.write_text(f"{4000 + number} {table}\n")
     uplink = Client(mac=f"02:00:00:78:{number % 256:02x}:01", bridged=False, tap=f"snfup{number}")
     uplink.create()

@@ -39,6 +39,17 @@ def test_hotplug_is_an_option_on_3_0_and_the_default_on_3_1():
     assert ganeti_release.hotplug_flags((3, 1)) == []
 
 
+def test_backup_export_is_known_broken_only_in_3_1_release_candidates():
+    assert ganeti_release.backup_export_works("3.0.2-3")
+    assert not ganeti_release.backup_export_works("3.1.0~rc2-3")
+    assert ganeti_release.backup_export_works("3.1.0-1")
+
+
+def test_rename_forces_past_the_name_check_on_3_0_only():
+    assert "--force" in ganeti_release.rename_flags((3, 0))
+    assert ganeti_release.rename_flags((3, 1)) == []
+
+
 @pytest.mark.parametrize(
     ("argv", "returncode", "output", "expected"),
     [
