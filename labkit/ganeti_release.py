@@ -63,6 +63,13 @@ def hotplug_flags(version: tuple[int, int]) -> list[str]:
     return ["--hotplug"] if version < (3, 1) else []
 
 
+def userspace_file_access_works(version: tuple[int, int]) -> bool:
+    """ExtStorage access=userspace with a file as the URI: 3.0 hands it to qemu's -drive;
+    3.1 builds -blockdev and takes only gluster and rbd URIs ("Unsupported storage URI
+    scheme" for anything else)."""
+    return version < (3, 1)
+
+
 def rename_flags(version: tuple[int, int]) -> list[str]:
     """What `gnt-instance rename` needs to take a name no resolver knows: 3.0 checks the
     name (and asks to be forced past it); 3.1 checks nothing by default and no longer

@@ -141,6 +141,8 @@ def test_backup_export_snapshots_and_import_restores(lab, instance_name, image):
 
 
 def test_userspace_access_hands_qemu_the_file_itself(lab, instance_name, image):
+    if not ganeti_release.userspace_file_access_works(ganeti_release.installed_version()):
+        pytest.skip("this Ganeti takes only gluster and rbd URIs for userspace access")
     origin, data = image
     name = instance_name()
     add_instance(lab, name, hypervisor="kvm", origin=origin, disk_params="access=userspace")

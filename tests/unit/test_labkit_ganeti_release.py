@@ -45,6 +45,11 @@ def test_backup_export_is_known_broken_only_in_3_1_release_candidates():
     assert ganeti_release.backup_export_works("3.1.0-1")
 
 
+def test_userspace_file_access_is_a_3_0_thing():
+    assert ganeti_release.userspace_file_access_works((3, 0))
+    assert not ganeti_release.userspace_file_access_works((3, 1))
+
+
 def test_rename_forces_past_the_name_check_on_3_0_only():
     assert "--force" in ganeti_release.rename_flags((3, 0))
     assert ganeti_release.rename_flags((3, 1)) == []
