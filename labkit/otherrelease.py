@@ -39,6 +39,7 @@ from labkit.debian_image import INDEX_FORMAT, debian_mirrors, host_codename
 from labkit.debs import source_files
 from labkit.progress import say
 from labkit.sh import LabError, clean_env, run
+from labkit.teardown import detach_loops
 
 OTHER = {"bookworm": "trixie", "trixie": "bookworm"}
 RELEASE_NUMBER = {"bookworm": "12", "trixie": "13"}
@@ -318,6 +319,11 @@ def prove(own_lab_down: Callable[[], None]) -> int:
                 say("the machine's own lab goes down for the other release's")
                 own_lab_down()
             status = _in_root(root, run_dir, lab_cache, script, network=network)
+            if script is LAB:
+                # Its own `./lab down` runs on any exit of the script, but not when the
+                # step is killed: a loop device outlives the namespaces it was made in.
+                # The machine's lab is down, so every lab loop device left is the root's.
+                detach_loops()
             if status != 0:
                 say(f"Debian {number}: {what}: FAILED (exit {status}; see {LOG})")
                 return status or 1
