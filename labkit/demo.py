@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import subprocess
 
-from labkit import cluster, settings, vms
+from labkit import cluster, ganeti_release, settings, vms
 from labkit.progress import step
 from labkit.sh import await_line, in_node, on_master, stored_secret
 
@@ -75,14 +75,18 @@ def run_demo() -> None:
     print(f"\nssh -i {vms.KEY_FILE} root@{ip} (from {node.name}):")
     for line in inside.splitlines():
         print(f"    {line}")
-    print(SUMMARY.format(inst=name, image=image, key=vms.KEY_FILE, ip=ip, profile=PROFILE), end="")
+    ganeti = ".".join(map(str, ganeti_release.installed_version()))
+    summary = SUMMARY.format(
+        ganeti=ganeti, inst=name, image=image, key=vms.KEY_FILE, ip=ip, profile=PROFILE
+    )
+    print(summary, end="")
     listing = ["gnt-instance", "list", "-o", "name,os,pnode,status,disk_template,nic.ips"]
     print(on_master(listing).stdout, end="")
 
 
 SUMMARY = """
 What was done:
-  - a Ganeti 3.0 cluster (cluster.ganeti.test) in network namespace `gnt`, hypervisors
+  - a Ganeti {ganeti} cluster (cluster.ganeti.test) in network namespace `gnt`, hypervisors
     fake and kvm (qemu under TCG), disk templates diskless, file, sharedfile, ext;
   - network net1 (198.51.100.0/24, 2001:db8:100::/64, tag nfdhcpd) on bridge br0;
   - RabbitMQ on the namespace's loopback; a RAPI user for tests;

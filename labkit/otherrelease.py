@@ -16,10 +16,10 @@ it):
    NIC 0 out of it (rules, state and firewall profiles checked after each), and the
    guest, which ignores ACPI, stopped;
 5. the second tier, on a fresh overlay that shares the machine's network namespace (for
-   apt): the lab itself, as `./lab test` brings it up on a machine of that release (its
-   host packages, images, two namespaced nodes, RabbitMQ, guests), then lint, lintian and
-   every integration test against it. The machine's own lab goes down first: both would
-   name the store's loop device by the same file path.
+   apt): the README's two commands as on a machine of that release: `./lab demo` (host
+   packages, images, the lab, a Debian VM from an image reached by ssh), then `./lab
+   test` with two nodes: lint, lintian and every integration test. The machine's own
+   lab goes down first: both would name the store's loop device by the same file path.
 
 The README ("Debian 12 and Debian 13") says what differs from a real machine of that
 release (the kernel is this machine's) and what is known to fail there and why.
@@ -182,11 +182,12 @@ CLUSTER = CLUSTER_INIT + GUEST + 'echo "== cluster and guest: all checks passed"
 LAB = """\
 set -euo pipefail
 export LC_ALL=C.UTF-8
-echo "== the lab on $(. /etc/os-release; echo "$PRETTY_NAME"): ./lab test, integration tests"
+echo "== the lab on $(. /etc/os-release; echo "$PRETTY_NAME"): ./lab demo, ./lab test"
 cd /build/ganeti-ext
 git init -q .  # a checkout for the lab: it builds every file `git ls-files -co` lists
 # Down however the tests end: the loop devices would outlive the root's namespaces.
 trap './lab down' EXIT
+./lab demo  # the README's first command: a Debian VM from an image, reached by ssh
 ./lab test -- -p no:cacheprovider tests/integration
 echo "== the lab on the other release: all checks passed"
 """
