@@ -306,7 +306,8 @@ def prove(own_lab_down: Callable[[], None]) -> int:
         ("package build, apt install, unit tests", BUILD_AND_UNIT, True, True),
         ("Ganeti cluster init, OS, ExtStorage, NIC script, KVM guest with NIC hotplug",
          CLUSTER, False, False),
-        ("the lab (two nodes) and every integration test", LAB, True, True),
+        ("the lab: ./lab demo, then ./lab test (two nodes, every integration test)", LAB,
+         True, True),
     )  # fmt: skip
     try:
         for what, script, network, fresh in steps:
