@@ -8,6 +8,7 @@ node keeps current and Ganeti rewrites on failover.
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -61,3 +62,16 @@ def is_master(own: str, master: str | None, fallback: str | None = None) -> bool
     """Whether `own` is the master; `fallback` (a hook's GANETI_MASTER) when ssconf is
     unreadable."""
     return same_node(own, master or fallback)
+
+
+def ganeti_version(share_link: Path = paths.DEFAULT.ganeti_share_link) -> tuple[int, int] | None:
+    """(major, minor) of the Ganeti this node runs, from where its share link points
+    ("/usr/share/ganeti/3.1" -> (3, 1)); None when that cannot be told."""
+    try:
+        target = os.readlink(share_link)
+    except OSError:
+        return None
+    major, dot, minor = os.path.basename(target.rstrip("/")).partition(".")
+    if not (dot and major.isdigit() and minor.isdigit()):
+        return None
+    return int(major), int(minor)

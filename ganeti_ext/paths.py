@@ -14,6 +14,9 @@ from pathlib import Path
 GANETI_DATA_DIR = "/var/lib/ganeti"
 GANETI_QUEUE_DIR = "/var/lib/ganeti/queue"
 GANETI_EXTSTORAGE_LOG_DIR = "/var/log/ganeti/extstorage"
+# Points at the Ganeti version this node runs (/usr/share/ganeti/<major.minor>); Debian's
+# ganeti package sets it, and `gnt-cluster upgrade` switches it.
+GANETI_SHARE_LINK = "/etc/ganeti/share"
 
 # --- ganeti-ext configuration files ---
 EVENTD_CONF = "/etc/ganeti-ext/eventd.conf"
@@ -48,6 +51,7 @@ class Paths:
     ganeti_data_dir: Path = Path(GANETI_DATA_DIR)
     ganeti_queue_dir: Path = Path(GANETI_QUEUE_DIR)
     ganeti_extstorage_log_dir: Path = Path(GANETI_EXTSTORAGE_LOG_DIR)
+    ganeti_share_link: Path = Path(GANETI_SHARE_LINK)
     eventd_conf: Path = Path(EVENTD_CONF)
     archipelago_conf: Path = Path(ARCHIPELAGO_CONF)
     snf_image_conf: Path = Path(SNF_IMAGE_CONF)

@@ -13,7 +13,7 @@ from ganeti_ext.extstorage import settings
 from ganeti_ext.extstorage.filestore.store import FileStore
 from ganeti_ext.extstorage.loopdev import LoopDevices
 from ganeti_ext.extstorage.provider import ArchipelagoProvider
-from ganeti_ext.node import canonical_name
+from ganeti_ext.node import canonical_name, ganeti_version
 from ganeti_ext.paths import DEFAULT, Paths
 from ganeti_ext.runner import DEFAULT_RUNNER, Runner, spawn_detached
 
@@ -41,7 +41,11 @@ def execute(
     """Run ExtStorage verb `verb` for the environment `env`; returns its stdout text."""
     request = environ.parse(verb, env)
     conf = settings.load(paths.archipelago_conf)
-    provider = ArchipelagoProvider(open_store(conf, runner), node or canonical_name())
+    provider = ArchipelagoProvider(
+        open_store(conf, runner),
+        node or canonical_name(),
+        ganeti_version(paths.ganeti_share_link),
+    )
     return provider.run(request)
 
 

@@ -26,9 +26,12 @@ KNOWN_PARAMS: Mapping[str, str] = {
 
 
 class ArchipelagoProvider:
-    def __init__(self, backend: Backend, node: str) -> None:
+    def __init__(
+        self, backend: Backend, node: str, ganeti_version: tuple[int, int] | None = None
+    ) -> None:
         self.backend = backend
         self.node = node
+        self.ganeti_version = ganeti_version  # None: not known (nothing is refused for it)
 
     def run(self, request: VolumeRequest) -> str:
         """Carry out `request`; returns what the verb prints on stdout."""
@@ -56,6 +59,7 @@ class ArchipelagoProvider:
 
     def create(self, name: str, request: VolumeRequest) -> None:
         assert request.size_mib is not None  # the parser requires it for create
+        check_access(name, request.access, self.ganeti_version)
         size = request.size_mib * MIB
         origin_name = request.params.get("origin") or None
         if origin_name is not None:
@@ -190,6 +194,19 @@ class ArchipelagoProvider:
                 f"{_mib_text(origin.size)}"
             )
         return origin
+
+
+def check_access(name: str, access: str | None, ganeti_version: tuple[int, int] | None) -> None:
+    """Refuse a userspace disk this node's Ganeti could never start, before anything is
+    made: attach hands qemu the volume's file, and Ganeti 3.1 builds qemu's -blockdev
+    from gluster and rbd URIs only ("Unsupported storage URI scheme" at every start)."""
+    if access == "userspace" and ganeti_version is not None and ganeti_version >= (3, 1):
+        major, minor = ganeti_version
+        raise ValidationError(
+            f"volume {name}: EXTP_ACCESS=userspace needs Ganeti 3.0; Ganeti {major}.{minor} "
+            "gives qemu only gluster and rbd URIs, not a file; make the disk with "
+            "access=kernelspace (the default)"
+        )
 
 
 def check_params(params: Mapping[str, str]) -> None:

@@ -44,3 +44,17 @@ def test_no_master_name(tmp_path, content):
 )
 def test_is_master(me, ssconf, fallback, expected):
     assert node.is_master(me, ssconf, fallback) is expected
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [("/usr/share/ganeti/3.1", (3, 1)), ("/usr/share/ganeti/3.0/", (3, 0)), ("/x/default", None)],
+)
+def test_ganeti_version_is_where_the_share_link_points(tmp_path, target, expected):
+    link = tmp_path / "share"
+    link.symlink_to(target)
+    assert node.ganeti_version(link) == expected
+
+
+def test_no_share_link_is_an_unknown_version(tmp_path):
+    assert node.ganeti_version(tmp_path / "share") is None

@@ -89,11 +89,27 @@ def backend():
     return MemoryBackend()
 
 
-def verb(backend, name, node="node1.example", **changes):
+def verb(backend, name, node="node1.example", ganeti=None, **changes):
     env = env_fixture("es-attach" if name == "verify" else f"es-{name}")
     env.update(changes)
     env = {key: value for key, value in env.items() if value is not None}
-    return ArchipelagoProvider(backend, node).run(environ.parse(name, env))
+    return ArchipelagoProvider(backend, node, ganeti).run(environ.parse(name, env))
+
+
+def test_a_userspace_disk_is_refused_before_anything_is_made_on_ganeti_3_1(backend):
+    with pytest.raises(ValidationError, match=r"EXTP_ACCESS=userspace needs Ganeti 3.0"):
+        verb(backend, "create", ganeti=(3, 1), EXTP_ACCESS="userspace")
+    assert backend.volumes == {}
+    verb(backend, "create", ganeti=(3, 1), EXTP_ACCESS="kernelspace")
+    assert VOL in backend.volumes
+
+
+@pytest.mark.parametrize("ganeti", [(3, 0), None])
+def test_a_userspace_disk_is_made_where_ganeti_takes_a_file_or_its_version_is_unknown(
+    backend, ganeti
+):
+    verb(backend, "create", ganeti=ganeti, EXTP_ACCESS="userspace")
+    assert VOL in backend.volumes
 
 
 def test_create_from_an_origin_then_again_is_idempotent(backend):
