@@ -39,7 +39,7 @@ from labkit.debian_image import INDEX_FORMAT, debian_mirrors, host_codename
 from labkit.debs import source_files
 from labkit.progress import say
 from labkit.sh import LabError, clean_env, run
-from labkit.teardown import detach_loops
+from labkit.xfs import detach_loops_under
 
 OTHER = {"bookworm": "trixie", "trixie": "bookworm"}
 RELEASE_NUMBER = {"bookworm": "12", "trixie": "13"}
@@ -324,8 +324,8 @@ def prove(own_lab_down: Callable[[], None]) -> int:
             if script is LAB:
                 # Its own `./lab down` runs on any exit of the script, but not when the
                 # step is killed: a loop device outlives the namespaces it was made in.
-                # The machine's lab is down, so every lab loop device left is the root's.
-                detach_loops()
+                # From here, its backing files show below the root's overlay.
+                detach_loops_under(run_dir)
             if status != 0:
                 say(f"Debian {number}: {what}: FAILED (exit {status}; see {LOG})")
                 return status or 1
