@@ -1,5 +1,5 @@
 """What differs between the Ganeti releases the lab runs (3.0 on Debian 12, 3.1 on 13)
-in how the lab and the tests drive it. Pure, except `installed_version`."""
+in how the lab and the tests drive it. Pure, except the `installed_*` readers and `main`."""
 
 from __future__ import annotations
 
