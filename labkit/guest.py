@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from ganeti_ext.osdef.helper.build import module_name, read_builtin
 from labkit import settings
 from labkit.sh import LabError, run
 
@@ -44,15 +45,6 @@ def _modules_dir(unpacked: Path) -> Path:
         if (unpacked / base).is_dir():
             return next((unpacked / base).iterdir()) / "kernel"
     raise LabError("the kernel package holds no lib/modules or usr/lib/modules")
-
-
-def builtin_modules(modules_dir: Path) -> set[str]:
-    """Modules the kernel has built in (modules.builtin, paths under kernel/): Debian 13's
-    cloud kernel builds the virtio core in, where Debian 12's ships it as modules."""
-    listing = modules_dir.parent / "modules.builtin"
-    if not listing.exists():
-        return set()
-    return {line.strip().removeprefix("kernel/") for line in listing.read_text().splitlines()}
 
 
 def _module(modules_dir: Path, module: str) -> bytes:
@@ -111,9 +103,10 @@ def ensure_assets() -> tuple[Path, Path]:
             (root / sub).mkdir(parents=True, exist_ok=True)
         shutil.copy2("/bin/busybox", root / "bin/busybox")
         (root / "bin/sh").symlink_to("busybox")
-        builtin = builtin_modules(modules_dir)
+        # Debian 13's cloud kernel builds the virtio core in, Debian 12's ships modules.
+        builtin = read_builtin(modules_dir.parent)
         for module in MODULES:  # the init script loads those present, in its own order
-            if module not in builtin:
+            if module_name(module) not in builtin:
                 target = root / "lib/modules" / Path(module).name
                 target.write_bytes(_module(modules_dir, module))
         shutil.copy2(GUEST_ROOT / "init", root / "init")

@@ -105,6 +105,12 @@ def builtin_names(modules_builtin: str) -> frozenset[str]:
     return frozenset(module_name(line) for line in modules_builtin.split() if line)
 
 
+def read_builtin(modules_dir: Path) -> frozenset[str]:
+    """The built-in module names listed in `modules_dir`/modules.builtin (none without it)."""
+    listing = modules_dir / "modules.builtin"
+    return builtin_names(listing.read_text()) if listing.exists() else frozenset()
+
+
 def module_order(
     modules_dep: str, wanted: tuple[str, ...], builtin: frozenset[str] = frozenset()
 ) -> list[str]:
@@ -248,8 +254,7 @@ class Builder:
             if p.is_dir()
         )
         dep_text = (modules_dir / "modules.dep").read_text()
-        listing = modules_dir / "modules.builtin"
-        builtin = builtin_names(listing.read_text()) if listing.exists() else frozenset()
+        builtin = read_builtin(modules_dir)
         order = module_order(dep_text, KERNEL_MODULES, builtin)
         fs_order = [m for m in module_order(dep_text, FS_MODULES, builtin) if m not in order]
         names = []

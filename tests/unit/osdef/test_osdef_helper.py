@@ -148,6 +148,22 @@ def test_modules_the_kernel_has_built_in_are_not_loaded():
     assert build.module_order(MODULES_DEP, ("virtio_pci",), builtin) == []
 
 
+def test_built_in_modules_are_read_from_modules_builtin(tmp_path):
+    # The helper's builder and the lab's guest builder both read them so.
+    version = tmp_path / "6.12.57+deb13-cloud-amd64"
+    version.mkdir()
+    (version / "modules.builtin").write_text(
+        "kernel/drivers/virtio/virtio.ko\nkernel/drivers/virtio/virtio_ring.ko\n"
+    )
+    builtin = build.read_builtin(version)
+    assert {"virtio", "virtio_ring"} <= builtin
+    assert "virtio_net" not in builtin
+
+
+def test_a_kernel_without_the_listing_has_nothing_built_in(tmp_path):
+    assert build.read_builtin(tmp_path) == frozenset()
+
+
 def mbr(entries, gpt_last_usable=None):
     head = bytearray(64 * 1024)
     for index, (kind, start, count) in enumerate(entries):
