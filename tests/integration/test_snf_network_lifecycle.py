@@ -75,16 +75,16 @@ def assert_nodes_match(lab, name: str, running_on: int | None) -> None:
             assert not missing, f"node {node}: {kind} missing for {name}'s {sorted(missing)}"
 
 
+def add_tagged_kvm_instance(lab, name: str, *tags: str) -> None:
+    """A KVM instance on an archipelago disk, on node 1, with `tags` (one --tags: a second
+    would replace the first)."""
+    add_instance(lab, name, hypervisor="kvm", template="ext", extra=("--tags", ",".join(tags)))
+
+
 def test_add_reboot_migrate_remove_keep_each_node_exact(lab2, instance_name):
     lab = lab2
     name = instance_name()
-    add_instance(
-        lab,
-        name,
-        hypervisor="kvm",
-        template="ext",
-        extra=("--tags", "synnefo:network:0:protected"),
-    )
+    add_tagged_kvm_instance(lab, name, "synnefo:network:0:protected")
     assert_nodes_match(lab, name, running_on=1)
 
     lab.gnt("gnt-instance", "reboot", "--type=hard", "--shutdown-timeout=0", name)
@@ -109,13 +109,7 @@ def profile_taps(lab, node: int, profile: str) -> set[str]:
 def test_hotplugged_nics_get_their_rules_and_removed_ones_lose_them(lab2, instance_name):
     lab = lab2
     name = instance_name()
-    add_instance(
-        lab,
-        name,
-        hypervisor="kvm",
-        template="ext",
-        extra=("--tags", "synnefo:network:0:protected,synnefo:network:1:limited"),
-    )
+    add_tagged_kvm_instance(lab, name, "synnefo:network:0:protected", "synnefo:network:1:limited")
     (first,) = taps_of(lab, name, 1)
     assert first in profile_taps(lab, 1, "protected")
 
