@@ -61,8 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config",
         metavar="FILE",
-        default=paths.EVENTD_CONF,
-        help="configuration file (default: %(default)s; missing means all defaults)",
+        help=f"configuration file (default: {paths.EVENTD_CONF}, all defaults when it is "
+        "missing; a file named here must exist)",
     )
     parser.add_argument(
         "--foreground",
@@ -104,11 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    settings = configfile.load(EventdConfig, args.config)
+    config_path = args.config or paths.EVENTD_CONF
+    settings = configfile.load(EventdConfig, config_path, must_exist=args.config is not None)
     amqp = settings.amqp
     if amqp.retry_max_interval < amqp.retry_interval:
         raise ConfigError(
-            args.config, "must not be below retry_interval", "amqp", "retry_max_interval"
+            config_path, "must not be below retry_interval", "amqp", "retry_max_interval"
         )
     from ganeti_ext.eventd.daemon import Eventd, Layout
 
@@ -118,7 +119,7 @@ def main(argv: list[str]) -> int:
         ganeti_data_dir=settings.eventd.ganeti_data_dir,
     )
     if args.check_config:
-        print(describe_settings(args.config, settings, layout))
+        print(describe_settings(config_path, settings, layout))
         return 0
     logsetup.setup_logging(
         PROG, args.log or settings.eventd.log, debug=args.debug or settings.eventd.debug

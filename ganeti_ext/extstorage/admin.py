@@ -67,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
         "--config",
         type=Path,
         metavar="PATH",
-        help=f"configuration file (default {DEFAULT.archipelago_conf})",
+        help=f"configuration file (default {DEFAULT.archipelago_conf}; a file named here "
+        "must exist)",
     )
     parser.add_argument("--debug", action="store_true", help="log debugging details")
     top = parser.add_subparsers(dest="area", required=True, metavar="COMMAND")
@@ -183,7 +184,9 @@ def main(argv: Sequence[str] | None = None, *, paths: Paths = DEFAULT) -> NoRetu
         logsetup.setup_logging(
             PROG, paths.archipelago_log_file, debug=options.debug, fallback_to_stderr=True
         )
-        conf = settings.load(options.config or paths.archipelago_conf)
+        conf = settings.load(
+            options.config or paths.archipelago_conf, must_exist=options.config is not None
+        )
         return Admin(conf, options).dispatch()
 
     cli.run_main(run, PROG, argv)

@@ -80,9 +80,12 @@ class ArchipelagoConfig:
     images: ImagesSection = field(default_factory=ImagesSection)
 
 
-def load(path: str | Path = paths.ARCHIPELAGO_CONF) -> ArchipelagoConfig:
-    """Read the provider's configuration (defaults when the file does not exist)."""
-    conf = config.load(ArchipelagoConfig, path)
+def load(
+    path: str | Path = paths.ARCHIPELAGO_CONF, *, must_exist: bool = False
+) -> ArchipelagoConfig:
+    """Read the provider's configuration (defaults when the file does not exist, unless
+    `must_exist`: a file the admin named)."""
+    conf = config.load(ArchipelagoConfig, path, must_exist=must_exist)
     block_size = conf.store.block_size
     if block_size & (block_size - 1):
         raise ConfigError(path, f"must be a power of two, got {block_size}", "store", "block_size")

@@ -41,7 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", default=paths.NFDHCPD_CONF, help="%(default)s")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help=f"configuration file (default: {paths.NFDHCPD_CONF}; a file named here must exist)",
+    )
     parser.add_argument(
         "--log", help="log file, 'syslog' or 'stderr' (default: <logdir>/nfdhcpd.log)"
     )
@@ -54,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
-    cfg = nfconfig.load(args.config)
+    config_path = args.config or paths.NFDHCPD_CONF
+    cfg = nfconfig.load(config_path, must_exist=args.config is not None)
     general = cfg.raw.general
     target = args.log or str(general.logdir / "nfdhcpd.log")
     user = None
@@ -63,7 +68,7 @@ def main(argv: Sequence[str]) -> int:
             user = pwd.getpwnam(general.user)
         except KeyError:
             raise GanetiExtError(
-                f"{args.config}: [general] user: no such user: {general.user!r}"
+                f"{config_path}: [general] user: no such user: {general.user!r}"
             ) from None
     if target not in ("stderr", "syslog"):
         os.makedirs(os.path.dirname(target), exist_ok=True)

@@ -120,8 +120,9 @@ def derive(raw: NfdhcpdConfig, source: str) -> Loaded:
     return Loaded(raw, dhcp if d.enable_dhcp else None, ipv6 if v6.enable_ipv6 else None)
 
 
-def load(path: str | Path = paths.NFDHCPD_CONF) -> Loaded:
-    return derive(configfile.load(NfdhcpdConfig, path), str(path))
+def load(path: str | Path = paths.NFDHCPD_CONF, *, must_exist: bool = False) -> Loaded:
+    """Read and check `path` (all defaults when it is missing, unless `must_exist`)."""
+    return derive(configfile.load(NfdhcpdConfig, path, must_exist=must_exist), str(path))
 
 
 def loads(text: str, source: str = "<string>") -> Loaded:

@@ -87,12 +87,17 @@ def main(argv: Sequence[str]) -> int:
         f"{TABLE} table, one jump from PREROUTING). Both are idempotent.",
     )
     parser.add_argument("action", choices=("up", "down", "show"))
-    parser.add_argument("--config", default=paths.NFDHCPD_CONF, help="%(default)s")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help=f"configuration file (default: {paths.NFDHCPD_CONF}; a file named here must exist)",
+    )
     args = parser.parse_args(argv)
     if args.action == "down":
         down()
         return 0
-    queues = nfconfig.load(args.config).queues
+    config_path = args.config or paths.NFDHCPD_CONF
+    queues = nfconfig.load(config_path, must_exist=args.config is not None).queues
     if args.action == "show":
         for tool, specs in chain_rules(queues).items():
             for spec in specs:

@@ -97,5 +97,6 @@ class SnfImageConfig:
     progress: ProgressSection = field(default_factory=ProgressSection)
 
 
-def load(path: str | Path = paths.SNF_IMAGE_CONF) -> SnfImageConfig:
-    return config.load(SnfImageConfig, path)
+def load(path: str | Path = paths.SNF_IMAGE_CONF, *, must_exist: bool = False) -> SnfImageConfig:
+    """Read snf-image's configuration (defaults when it is missing, unless `must_exist`)."""
+    return config.load(SnfImageConfig, path, must_exist=must_exist)

@@ -27,11 +27,18 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             description="Build the kernel and initramfs of snf-image's helper VM from "
             "Debian packages, into [helper] dir of /etc/snf-image/snf-image.conf.",
         )
-        parser.add_argument("--config", default=str(DEFAULT.snf_image_conf), metavar="PATH")
+        parser.add_argument(
+            "--config",
+            metavar="PATH",
+            help=f"configuration file (default: {DEFAULT.snf_image_conf}; a file named here "
+            "must exist)",
+        )
         parser.add_argument("--debug", action="store_true")
         options = parser.parse_args(args)
         logsetup.setup_logging(PROG, "stderr", debug=options.debug)
-        conf = settings.load(options.config)
+        conf = settings.load(
+            options.config or DEFAULT.snf_image_conf, must_exist=options.config is not None
+        )
         manifest = Builder(conf.helper.dir).build()
         print(
             f"helper VM in {conf.helper.dir}: kernel {manifest['kernel']}, "
