@@ -17,7 +17,7 @@ from ganeti_ext.environ import osapi
 from ganeti_ext.errors import GanetiExtError, ValidationError
 from ganeti_ext.osdef import config_url, deploy, settings, sources, transfer
 from ganeti_ext.osdef.deploy import Deployment
-from ganeti_ext.osdef.helper import vm
+from ganeti_ext.osdef.helper import freshness, vm
 from ganeti_ext.osdef.helper.config import check_os_family, helper_config, properties
 from ganeti_ext.osdef.helper.protocol import Event
 from ganeti_ext.osdef.params import SnfImageParams, parse_params
@@ -121,11 +121,8 @@ def personalize(
     if not config["tasks"]:
         log.info("%s: EXCLUDE_ALL_TASKS, not personalized", what)
         return
+    freshness.check(conf.helper.dir)
     kernel, initrd = conf.helper.dir / "vmlinuz", conf.helper.dir / "initrd.img"
-    if not (kernel.is_file() and initrd.is_file()):
-        raise ValidationError(
-            f"the helper VM is not built in {conf.helper.dir}: run snf-image-update-helper"
-        )
     timeout = conf.helper.timeout + conf.helper.timeout_per_gib * path_size(disk) / GIB
     with vm.workdir() as tmp:
         config_file = Path(tmp) / "config.json"

@@ -27,6 +27,7 @@ import zipfile
 from pathlib import Path
 
 from ganeti_ext.errors import ValidationError
+from ganeti_ext.osdef.helper.freshness import PACKAGE_ROOT, code_record
 from ganeti_ext.osdef.helper.vm import boot_files_lock
 
 log = logging.getLogger(__name__)
@@ -178,7 +179,7 @@ class Builder:
             for tool in TOOLS:
                 self._copy_binary(Path(self._which(tool)), root, f"/usr/bin/{tool}")
             modules = self._modules(kernel_dir, version, root)
-            python = self._python(root)
+            python, package_files = self._python(root)
             (root / "etc").mkdir(exist_ok=True)
             # Tools may look the running user up: give uid 0 a name.
             (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
@@ -202,6 +203,7 @@ class Builder:
                 "python": python,
                 "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "initrd_bytes": initrd.stat().st_size,
+                "code": code_record(PACKAGE_ROOT, package_files),
             }
             shutil.copy2(next((kernel_dir / "boot").glob("vmlinuz-*")), work / "vmlinuz")
             (work / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
@@ -294,7 +296,9 @@ class Builder:
                 copy.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(os.path.realpath(library), copy)
 
-    def _python(self, root: Path) -> str:
+    def _python(self, root: Path) -> tuple[str, list[str]]:
+        """This Python and the modules the tasks import, into `root`; returns its version
+        and the package's files that went in (for the manifest)."""
         executable = Path(os.path.realpath(sys.executable))
         version = f"{sys.version_info.major}.{sys.version_info.minor}"
         self._copy_binary(executable, root, "/usr/bin/python3")
@@ -323,7 +327,7 @@ class Builder:
                 finder.import_hook(name)
             except ImportError:
                 pass
-        package_root = Path(__file__).resolve().parents[3]
+        package_files: list[str] = []
         with (
             zipfile.ZipFile(zip_path, "w", zipfile.ZIP_STORED) as archive,
             tempfile.TemporaryDirectory() as tmp,
@@ -339,10 +343,11 @@ class Builder:
                 path = Path(source)
                 if path.is_relative_to(stdlib):
                     relative = path.relative_to(stdlib)
-                elif path.is_relative_to(package_root):
-                    relative = path.relative_to(package_root)
+                elif path.is_relative_to(PACKAGE_ROOT):
+                    relative = path.relative_to(PACKAGE_ROOT)
+                    package_files.append(str(relative))
                 else:
                     continue
                 py_compile.compile(source, cfile=str(compiled), dfile=str(relative), doraise=True)
                 archive.write(compiled, str(relative.with_suffix(".pyc")))
-        return version
+        return version, package_files

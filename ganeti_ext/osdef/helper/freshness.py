@@ -1,0 +1,76 @@
+"""Whether the helper VM was built from the snf-image code installed now.
+
+The helper carries the tasks' code, and the package modules they import, compiled into
+its initramfs. After an upgrade a helper built earlier would personalize with the old
+code (and speak the old protocol), so the OS scripts refuse it and name the fix. The
+build records which package files went in and one SHA-256 over them (manifest.json,
+"code"); the check hashes the same files as installed now.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+
+from ganeti_ext.errors import ValidationError
+from ganeti_ext.osdef.helper.vm import boot_files_lock
+
+# The directory holding the ganeti_ext package (site-packages, or a source tree).
+PACKAGE_ROOT = Path(__file__).resolve().parents[3]
+MANIFEST = "manifest.json"
+BOOT_FILES = ("vmlinuz", "initrd.img")
+
+
+def code_digest(package_root: Path, files: Iterable[str]) -> str:
+    """One SHA-256 over `files` (paths relative to `package_root`), names and bytes."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0")
+        digest.update((package_root / name).read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def code_record(package_root: Path, files: Iterable[str]) -> dict:
+    """What the build writes under "code" in the manifest."""
+    names = sorted(set(files))
+    return {"files": names, "sha256": code_digest(package_root, names)}
+
+
+def _package_file(name: object) -> bool:
+    if not isinstance(name, str):
+        return False
+    path = PurePosixPath(name)
+    return not path.is_absolute() and ".." not in path.parts and path.parts[:1] == ("ganeti_ext",)
+
+
+def check(helper_dir: Path, package_root: Path = PACKAGE_ROOT) -> None:
+    """Raise ValidationError unless `helper_dir` holds a helper built from this code."""
+    rebuild = "run snf-image-update-helper"
+    with boot_files_lock(helper_dir, shared=True):
+        missing = [name for name in BOOT_FILES if not (helper_dir / name).is_file()]
+        try:
+            manifest = json.loads((helper_dir / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            manifest = None
+    if missing or not isinstance(manifest, dict):
+        raise ValidationError(f"the helper VM is not built in {helper_dir}: {rebuild}")
+    built = manifest.get("built", "at an unknown time")
+    code = manifest.get("code")
+    stale = ValidationError(
+        f"the helper VM in {helper_dir} (built {built}) carries other snf-image code than "
+        f"the installed one: {rebuild}"
+    )
+    if not isinstance(code, dict) or not isinstance(code.get("files"), list):
+        raise stale
+    files = code["files"]
+    if not files or not all(_package_file(name) for name in files):
+        raise stale
+    try:
+        now = code_digest(package_root, files)
+    except OSError:  # a module the helper carries is gone from the package
+        raise stale from None
+    if now != code.get("sha256"):
+        raise stale
