@@ -175,7 +175,34 @@ ip -o link show tap0 | grep -o 'master br0'
 nft list ruleset | grep -c tap0  # no grep -q: pipefail would see nft's SIGPIPE
 """
 
-CLUSTER = CLUSTER_INIT + GUEST + 'echo "== cluster and guest: all checks passed"\n'
+# Last on that overlay (step 5 starts from a fresh one): purging the suite removes its
+# logs, state and conffiles, and leaves the admin's data (a local image, the store's
+# directory) and the helper's system user.
+PURGE = r"""
+echo "== purge: the suite's logs, state and conffiles go; the admin's data stays"
+mkdir -p /var/log/ganeti-ext /var/log/nfdhcpd /var/log/ganeti/extstorage \
+    /var/lib/snf-ganeti-eventd /var/lib/snf-network /srv/archipelago
+for f in /var/log/ganeti-ext/eventd.log /var/log/ganeti-ext/hooks.log.1.gz \
+    /var/log/ganeti-ext/snf-network.log /var/log/nfdhcpd/nfdhcpd.log \
+    /var/log/ganeti/extstorage/archipelago.log /var/lib/snf-ganeti-eventd/state.sqlite; do
+    echo seeded >> "$f"
+done
+echo "an admin's image" > /var/lib/snf-image/mine.img
+echo "a store" > /srv/archipelago/archipelago-store.json
+apt-get purge -y -q python3-ganeti-ext snf-image ganeti-extstorage-archipelago snf-network \
+    nfdhcpd snf-ganeti-eventd snf-events
+for gone in /var/log/ganeti-ext /var/log/nfdhcpd /var/log/ganeti/extstorage/archipelago.log \
+    /var/lib/snf-ganeti-eventd /var/lib/snf-network /var/lib/snf-image/helper \
+    /var/lib/snf-image/tmp /etc/snf-image/snf-image.conf /etc/archipelago/archipelago.conf \
+    /etc/nfdhcpd/nfdhcpd.conf /etc/ganeti-ext/eventd.conf /etc/ganeti/kvm-vif-bridge; do
+    absent test -e "$gone"
+done
+test -f /var/lib/snf-image/mine.img
+test -f /srv/archipelago/archipelago-store.json
+getent passwd snf-image-helper > /dev/null
+"""
+
+CLUSTER = CLUSTER_INIT + GUEST + PURGE + 'echo "== cluster, guest and purge: all checks passed"\n'
 
 # Step 5, the second tier: the lab itself on that release, as on a machine of its own
 # (host packages, images, two nodes, RabbitMQ, guests), and every integration test.
@@ -304,7 +331,7 @@ def prove(own_lab_down: Callable[[], None]) -> int:
     steps = (
         # (what, script, network, on a fresh overlay)
         ("package build, apt install, unit tests", BUILD_AND_UNIT, True, True),
-        ("Ganeti cluster init, OS, ExtStorage, NIC script, KVM guest with NIC hotplug",
+        ("Ganeti cluster init, OS, ExtStorage, NIC script, KVM guest with NIC hotplug, purge",
          CLUSTER, False, False),
         ("the lab: ./lab demo, then ./lab test (two nodes, every integration test)", LAB,
          True, True),
