@@ -84,3 +84,8 @@ def test_the_digest_covers_names_and_bytes(package):
 
 def test_the_installed_package_root_holds_this_module():
     assert (freshness.PACKAGE_ROOT / "ganeti_ext/osdef/helper/freshness.py").is_file()
+
+
+def test_a_missing_directory_means_not_built(tmp_path, package):
+    with pytest.raises(ValidationError, match="is not built in"):
+        freshness.check(tmp_path / "never-made", package)
