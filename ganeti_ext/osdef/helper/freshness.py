@@ -49,6 +49,8 @@ def _package_file(name: object) -> bool:
 def check(helper_dir: Path, package_root: Path = PACKAGE_ROOT) -> None:
     """Raise ValidationError unless `helper_dir` holds a helper built from this code."""
     rebuild = "run snf-image-update-helper"
+    if not helper_dir.is_dir():  # checked first: taking the lock would make it
+        raise ValidationError(f"the helper VM is not built in {helper_dir}: {rebuild}")
     with boot_files_lock(helper_dir, shared=True):
         missing = [name for name in BOOT_FILES if not (helper_dir / name).is_file()]
         try:

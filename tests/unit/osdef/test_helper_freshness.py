@@ -89,3 +89,4 @@ def test_the_installed_package_root_holds_this_module():
 def test_a_missing_directory_means_not_built(tmp_path, package):
     with pytest.raises(ValidationError, match="is not built in"):
         freshness.check(tmp_path / "never-made", package)
+    assert not (tmp_path / "never-made").exists()
