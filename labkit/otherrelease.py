@@ -86,8 +86,14 @@ dpkg-buildpackage -us -uc -b > /build/dpkg-buildpackage.log 2>&1 \
     || { tail -40 /build/dpkg-buildpackage.log; exit 1; }
 ls /build/*.deb
 echo "== apt install the suite's packages"
+# An admin's own NIC script where snf-network links its own: kept aside, not lost.
+mkdir -p /etc/ganeti
+printf '#!/bin/sh\n# the admin'"'"'s own NIC script\n' > /etc/ganeti/kvm-vif-bridge
+chmod 755 /etc/ganeti/kvm-vif-bridge
 # Without recommends: the proof needs the dependencies, not qemu's desktop stack.
 apt-get install -y -q --no-install-recommends /build/*.deb
+test "$(readlink /etc/ganeti/kvm-vif-bridge)" = /usr/lib/snf-network/snf-network-nic
+grep -q "the admin's own" /etc/ganeti/kvm-vif-bridge.pre-snf-network
 echo "== unit tests"
 python3 -m pytest -q -p no:cacheprovider tests/unit
 """
@@ -177,7 +183,7 @@ nft list ruleset | grep -c tap0  # no grep -q: pipefail would see nft's SIGPIPE
 
 # Last on that overlay (step 5 starts from a fresh one): purging the suite removes its
 # logs, state and conffiles, and leaves the admin's data (a local image, the store's
-# directory) and the helper's system user.
+# directory, the NIC script step 1 found) and the helper's system user.
 PURGE = r"""
 echo "== purge: the suite's logs, state and conffiles go; the admin's data stays"
 mkdir -p /var/log/ganeti-ext /var/log/nfdhcpd /var/log/ganeti/extstorage \
@@ -194,9 +200,11 @@ apt-get purge -y -q python3-ganeti-ext snf-image ganeti-extstorage-archipelago s
 for gone in /var/log/ganeti-ext /var/log/nfdhcpd /var/log/ganeti/extstorage/archipelago.log \
     /var/lib/snf-ganeti-eventd /var/lib/snf-network /var/lib/snf-image/helper \
     /var/lib/snf-image/tmp /etc/snf-image/snf-image.conf /etc/archipelago/archipelago.conf \
-    /etc/nfdhcpd/nfdhcpd.conf /etc/ganeti-ext/eventd.conf /etc/ganeti/kvm-vif-bridge; do
+    /etc/nfdhcpd/nfdhcpd.conf /etc/ganeti-ext/eventd.conf \
+    /etc/ganeti/kvm-vif-bridge.pre-snf-network; do
     absent test -e "$gone"
 done
+grep -q "the admin's own" /etc/ganeti/kvm-vif-bridge  # back where it was
 test -f /var/lib/snf-image/mine.img
 test -f /srv/archipelago/archipelago-store.json
 getent passwd snf-image-helper > /dev/null
