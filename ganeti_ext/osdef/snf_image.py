@@ -18,7 +18,12 @@ from ganeti_ext.errors import GanetiExtError, ValidationError
 from ganeti_ext.osdef import config_url, deploy, settings, sources, transfer
 from ganeti_ext.osdef.deploy import Deployment
 from ganeti_ext.osdef.helper import freshness, vm
-from ganeti_ext.osdef.helper.config import check_os_family, helper_config, properties
+from ganeti_ext.osdef.helper.config import (
+    check_os_family,
+    helper_config,
+    properties,
+    selected_tasks,
+)
 from ganeti_ext.osdef.helper.protocol import Event
 from ganeti_ext.osdef.params import SnfImageParams, parse_params
 from ganeti_ext.osdef.progress import Progress
@@ -60,6 +65,8 @@ def create(request: osapi.CreateRequest, paths: Paths = DEFAULT) -> None:
         raise ValidationError("OS parameter img_id: required to create an instance")
     what = "the disk (img_id=null)" if params.is_null_image else f"image {params.img_id}"
     check_os_family(properties(params), what)
+    if selected_tasks(properties(params)):  # before the image is written, not after
+        freshness.check(conf.helper.dir)
     progress = Progress(instance.name, conf.progress.monitor, conf.progress.interval)
     try:
         if not params.is_null_image:

@@ -179,7 +179,7 @@ class Builder:
             for tool in TOOLS:
                 self._copy_binary(Path(self._which(tool)), root, f"/usr/bin/{tool}")
             modules = self._modules(kernel_dir, version, root)
-            python, package_files = self._python(root)
+            python, compiled = self._python(root)
             (root / "etc").mkdir(exist_ok=True)
             # Tools may look the running user up: give uid 0 a name.
             (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
@@ -203,7 +203,7 @@ class Builder:
                 "python": python,
                 "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "initrd_bytes": initrd.stat().st_size,
-                "code": code_record(PACKAGE_ROOT, package_files),
+                "code": code_record(compiled),
             }
             shutil.copy2(next((kernel_dir / "boot").glob("vmlinuz-*")), work / "vmlinuz")
             (work / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
@@ -296,9 +296,9 @@ class Builder:
                 copy.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(os.path.realpath(library), copy)
 
-    def _python(self, root: Path) -> tuple[str, list[str]]:
+    def _python(self, root: Path) -> tuple[str, dict[str, bytes]]:
         """This Python and the modules the tasks import, into `root`; returns its version
-        and the package's files that went in (for the manifest)."""
+        and the package's sources that went in, by path (for the manifest)."""
         executable = Path(os.path.realpath(sys.executable))
         version = f"{sys.version_info.major}.{sys.version_info.minor}"
         self._copy_binary(executable, root, "/usr/bin/python3")
@@ -327,12 +327,12 @@ class Builder:
                 finder.import_hook(name)
             except ImportError:
                 pass
-        package_files: list[str] = []
+        compiled: dict[str, bytes] = {}
         with (
             zipfile.ZipFile(zip_path, "w", zipfile.ZIP_STORED) as archive,
             tempfile.TemporaryDirectory() as tmp,
         ):
-            compiled = Path(tmp) / "module.pyc"
+            pyc, staged = Path(tmp) / "module.pyc", Path(tmp) / "module.py"
             for _, module in sorted(finder.modules.items()):
                 source = module.__file__
                 if not source:
@@ -345,9 +345,12 @@ class Builder:
                     relative = path.relative_to(stdlib)
                 elif path.is_relative_to(PACKAGE_ROOT):
                     relative = path.relative_to(PACKAGE_ROOT)
-                    package_files.append(str(relative))
+                    # Compiled from the very bytes the manifest records.
+                    compiled[str(relative)] = path.read_bytes()
+                    staged.write_bytes(compiled[str(relative)])
+                    source = str(staged)
                 else:
                     continue
-                py_compile.compile(source, cfile=str(compiled), dfile=str(relative), doraise=True)
-                archive.write(compiled, str(relative.with_suffix(".pyc")))
-        return version, package_files
+                py_compile.compile(source, cfile=str(pyc), dfile=str(relative), doraise=True)
+                archive.write(pyc, str(relative.with_suffix(".pyc")))
+        return version, compiled

@@ -3,15 +3,17 @@
 The helper carries the tasks' code, and the package modules they import, compiled into
 its initramfs. After an upgrade a helper built earlier would personalize with the old
 code (and speak the old protocol), so the OS scripts refuse it and name the fix. The
-build records which package files went in and one SHA-256 over them (manifest.json,
-"code"); the check hashes the same files as installed now.
+build records which package files went in, with the host-side files that make the
+helper's contract (its init and kernel modules, how it is started, the configuration it
+is given, how its output is read), and one SHA-256 over them (manifest.json, "code"); the
+check hashes the same files as installed now.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 
 from ganeti_ext.errors import ValidationError
@@ -21,22 +23,34 @@ from ganeti_ext.osdef.helper.vm import boot_files_lock
 PACKAGE_ROOT = Path(__file__).resolve().parents[3]
 MANIFEST = "manifest.json"
 BOOT_FILES = ("vmlinuz", "initrd.img")
+CONTRACT_FILES = tuple(
+    f"ganeti_ext/osdef/helper/{name}.py" for name in ("build", "vm", "config", "protocol")
+)
 
 
-def code_digest(package_root: Path, files: Iterable[str]) -> str:
-    """One SHA-256 over `files` (paths relative to `package_root`), names and bytes."""
+def contents_digest(contents: Mapping[str, bytes]) -> str:
+    """One SHA-256 over files' names and bytes (names relative to the package root)."""
     digest = hashlib.sha256()
-    for name in sorted(files):
-        digest.update(name.encode() + b"\0")
-        digest.update((package_root / name).read_bytes())
-        digest.update(b"\0")
+    for name in sorted(contents):
+        digest.update(name.encode() + b"\0" + contents[name] + b"\0")
     return digest.hexdigest()
 
 
-def code_record(package_root: Path, files: Iterable[str]) -> dict:
-    """What the build writes under "code" in the manifest."""
-    names = sorted(set(files))
-    return {"files": names, "sha256": code_digest(package_root, names)}
+def code_digest(package_root: Path, files: Iterable[str]) -> str:
+    """contents_digest of `files` as they are under `package_root` now."""
+    return contents_digest({name: (package_root / name).read_bytes() for name in files})
+
+
+def code_record(compiled: Mapping[str, bytes], package_root: Path = PACKAGE_ROOT) -> dict:
+    """What the build writes under "code": the bytes it compiled into the helper (read
+    once, so a package upgraded during the build cannot be recorded as what went in),
+    with the contract files as they are now."""
+    if not compiled:
+        raise ValidationError(f"no module of the package under {package_root} went into the helper")
+    contents = dict(compiled)
+    for name in CONTRACT_FILES:
+        contents.setdefault(name, (package_root / name).read_bytes())
+    return {"files": sorted(contents), "sha256": contents_digest(contents)}
 
 
 def _package_file(name: object) -> bool:

@@ -15,7 +15,7 @@ FILES = ["ganeti_ext/osdef/tasks/__init__.py", "ganeti_ext/osdef/tasks/hostname.
 @pytest.fixture
 def package(tmp_path):
     root = tmp_path / "site-packages"
-    for name in FILES:
+    for name in (*FILES, *freshness.CONTRACT_FILES):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(f"# {name}\n")
     return root
@@ -27,7 +27,8 @@ def helper(tmp_path, package):
     directory.mkdir()
     for name in freshness.BOOT_FILES:
         (directory / name).write_bytes(b"boot")
-    manifest = {"built": "2026-11-29T08:00:00Z", "code": freshness.code_record(package, FILES)}
+    compiled = {name: (package / name).read_bytes() for name in FILES}
+    manifest = {"built": "2026-11-29T08:00:00Z", "code": freshness.code_record(compiled, package)}
     (directory / "manifest.json").write_text(json.dumps(manifest))
     return directory
 
@@ -40,6 +41,24 @@ def test_changed_code_makes_it_stale(helper, package):
     (package / FILES[1]).write_text("# upgraded\n")
     with pytest.raises(ValidationError, match=r"carries other snf-image code.*update-helper"):
         freshness.check(helper, package)
+
+
+def test_a_changed_contract_file_makes_it_stale(helper, package):
+    (package / "ganeti_ext/osdef/helper/vm.py").write_text("# qemu started otherwise\n")
+    with pytest.raises(ValidationError, match="carries other snf-image code"):
+        freshness.check(helper, package)
+
+
+def test_the_record_holds_the_bytes_compiled_not_the_files_now(package):
+    compiled = {FILES[0]: b"# what was compiled\n"}
+    record = freshness.code_record(compiled, package)
+    assert record["files"] == sorted([FILES[0], *freshness.CONTRACT_FILES])
+    assert record["sha256"] != freshness.code_digest(package, record["files"])
+
+
+def test_a_build_that_compiled_no_package_module_fails(package):
+    with pytest.raises(ValidationError, match="no module of the package"):
+        freshness.code_record({}, package)
 
 
 def test_a_module_gone_from_the_package_makes_it_stale(helper, package):
