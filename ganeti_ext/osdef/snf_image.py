@@ -65,14 +65,14 @@ def create(request: osapi.CreateRequest, paths: Paths = DEFAULT) -> None:
         raise ValidationError("OS parameter img_id: required to create an instance")
     what = "the disk (img_id=null)" if params.is_null_image else f"image {params.img_id}"
     check_os_family(properties(params), what)
-    if selected_tasks(properties(params)):  # before the image is written, not after
-        freshness.check(conf.helper.dir)
     progress = Progress(instance.name, conf.progress.monitor, conf.progress.interval)
     try:
         if not params.is_null_image:
             if params.img_format is None:
                 raise ValidationError("OS parameter img_format: required unless img_id=null")
             ref = sources.resolve(params.img_id, conf.images.dir, _store(paths))
+            if selected_tasks(properties(params)):  # before the image is fetched, not after
+                freshness.check(conf.helper.dir)
             what = f"image {ref.description}"
             progress.info(f"writing {ref.description} ({params.img_format}) onto {disk}")
             Deployment(

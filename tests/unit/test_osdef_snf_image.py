@@ -5,6 +5,7 @@ import logging
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from unit_helpers import REPO, env_fixture, uncomment_documented
@@ -47,6 +48,15 @@ def test_create_without_a_built_helper_names_the_command_and_wipes_the_disk(root
         cli.execute("create", env, paths=root)
     with open(disk, "rb") as written:
         assert written.read(2 << 20) == bytes(1 << 20) + b"\xff" * (1 << 20)
+
+
+def test_create_refuses_a_missing_helper_before_writing_the_image(root):
+    images = Path(str(root.snf_image_conf).split("/etc/")[0]) / "images"
+    (images / "debian").write_bytes(b"\xff" * (1 << 20))
+    env = create_env(root, OSP_IMG_ID="debian", OSP_IMG_FORMAT="diskdump")
+    with pytest.raises(ValidationError, match=r"run snf-image-update-helper"):
+        cli.execute("create", env, paths=root)
+    assert Path(env["DISK_0_PATH"]).read_bytes() == bytes(1 << 20)  # nothing written
 
 
 def test_exclude_all_tasks_needs_no_helper(root, caplog):
